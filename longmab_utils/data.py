@@ -1,0 +1,203 @@
+"""Read, validate and write the kit's JSONL files (training samples, LongBench sets, run artifacts).
+
+Introduced in notebook 01. Every validation error names the file, the line and the field, and every
+write is atomic or appends whole lines, so a crash never leaves a half-written artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+
+class DataError(ValueError):
+    """Bad input: carries the file, the 1-based line number and the field at fault."""
+
+    def __init__(self, path: str | os.PathLike, line: int | None, field: str | None, problem: str):
+        self.path, self.line, self.field, self.problem = str(path), line, field, problem
+        where = self.path if line is None else f"{self.path}, line {line}"
+        what = problem if field is None else f"field '{field}': {problem}"
+        super().__init__(f"{where}: {what}")
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object) for each non-blank line of a UTF-8 JSONL file (a BOM is allowed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, None, "file not found")
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(path, number, None, f"not valid UTF-8 (byte {error.start})") from None
+            if number == 1:
+                text = text.removeprefix("\ufeff")
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise DataError(path, number, None, f"invalid JSON ({error.msg}, column {error.colno})") from None
+            if not isinstance(record, dict):
+                raise DataError(path, number, None, f"expected a JSON object, got {type(record).__name__}")
+            yield number, record
+
+
+def _text_field(path: Path, line: int, record: dict, field: str, *, allow_empty: bool = False) -> str:
+    """Return record[field] as a string, or raise a DataError naming the field."""
+    if field not in record:
+        raise DataError(path, line, field, "missing")
+    value = record[field]
+    if not isinstance(value, str):
+        raise DataError(path, line, field, f"expected a string, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise DataError(path, line, field, "empty")
+    return value
+
+
+def _id_field(path: Path, line: int, record: dict, seen: dict[str, int]) -> str:
+    """Return the record's id as a string (ints allowed), rejecting duplicates."""
+    if "id" not in record:
+        raise DataError(path, line, "id", "missing")
+    value = record["id"]
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise DataError(path, line, "id", f"expected an int or a string, got {type(value).__name__}")
+    key = str(value)
+    if key in seen:
+        raise DataError(path, line, "id", f"duplicate id {key!r} (first seen on line {seen[key]})")
+    seen[key] = line
+    return key
+
+
+def read_samples(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read training samples (`id`, `question` or its alias `input`, `answer`, `context`); extra fields are kept."""
+    path = Path(path)
+    samples, seen = [], {}
+    for line, record in iter_jsonl(path):
+        sample = dict(record)
+        sample["id"] = _id_field(path, line, record, seen)
+        if "question" not in record and "input" in record:
+            sample["question"] = _text_field(path, line, record, "input")
+            del sample["input"]
+        else:
+            sample["question"] = _text_field(path, line, record, "question")
+        sample["answer"] = _text_field(path, line, record, "answer")
+        sample["context"] = _text_field(path, line, record, "context")
+        samples.append(sample)
+    if not samples:
+        raise DataError(path, None, None, "no samples")
+    return samples
+
+
+def read_longbench(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read a LongBench-format file (`input`, `context`, `answers` list); ids are filled as line numbers when absent."""
+    path = Path(path)
+    items, seen = [], {}
+    for line, record in iter_jsonl(path):
+        item = dict(record)
+        if "id" in record:
+            item["id"] = _id_field(path, line, record, seen)
+        else:
+            item["id"] = _id_field(path, line, {"id": str(len(items))}, seen)
+        item["input"] = _text_field(path, line, record, "input")
+        item["context"] = _text_field(path, line, record, "context")
+        if "answers" not in record:
+            raise DataError(path, line, "answers", "missing")
+        answers = record["answers"]
+        if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
+            raise DataError(path, line, "answers", "expected a non-empty list of strings")
+        items.append(item)
+    if not items:
+        raise DataError(path, None, None, "no items")
+    return items
+
+
+def import_samples(source: str | os.PathLike, target: str | os.PathLike) -> int:
+    """Validate a training file and write it in the kit's spelling (`question`, string ids); returns the count.
+
+    Nothing is written unless the whole source file is valid.
+    """
+    samples = read_samples(source)
+    write_jsonl(target, samples)
+    return len(samples)
+
+
+def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read a run artifact (JSONL written by the kit) without schema checks beyond valid JSON objects."""
+    return [record for _, record in iter_jsonl(path)]
+
+
+def _dumps(record: Any) -> str:
+    """Serialize one record on one line, keeping non-ASCII text readable."""
+    return json.dumps(record, ensure_ascii=False)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text to path through a temporary file and a rename, so readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False)
+    try:
+        with handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[Any]) -> None:
+    """Atomically write records as JSONL (one object per line, UTF-8, trailing newline)."""
+    atomic_write_text(path, "".join(_dumps(record) + "\n" for record in records))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Atomically write one indented JSON document."""
+    atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+class JsonlAppender:
+    """Append whole records to a JSONL file; each record is one write, flushed and fsynced.
+
+    A process killed between records leaves only complete lines; a torn last line from a crash
+    mid-write is cut off when the appender reopens the file.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._drop_torn_tail()
+        self._handle: TextIO = self.path.open("a", encoding="utf-8")
+
+    def _drop_torn_tail(self) -> None:
+        """Truncate the file after its last newline, removing a partial record left by a crash."""
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        keep = data.rfind(b"\n") + 1
+        if keep != len(data):
+            with self.path.open("r+b") as handle:
+                handle.truncate(keep)
+
+    def append(self, record: Any) -> None:
+        """Write one record as a single line and force it to disk."""
+        self._handle.write(_dumps(record) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        """Close the file."""
+        self._handle.close()
+
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
