@@ -147,6 +147,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(handle.name, 0o644)
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
@@ -156,6 +157,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def write_jsonl(path: str | os.PathLike, records: Iterable[Any]) -> None:
     """Atomically write records as JSONL (one object per line, UTF-8, trailing newline)."""
     atomic_write_text(path, "".join(_dumps(record) + "\n" for record in records))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read one JSON document, naming the file in any error."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(path, error.lineno, None, f"invalid JSON: {error.msg}") from None
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

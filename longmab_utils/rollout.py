@@ -1,0 +1,204 @@
+"""The MAB rollout: each round, every active sample shows the policy its top-k chunks and scores the answer.
+
+Introduced in notebook 03 (METHOD.md section 3). A batch of samples advances one round per batched
+generate call; the reward of each response is credited to the chunks that produced it. Finished
+samples are appended to `rollout.jsonl` batch by batch, so a killed run resumes where it stopped and
+ends with a file identical to an uninterrupted run with the same seed.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .bandit import BatchUCB, make_policy
+from .config import Profile
+from .data import DataError, JsonlAppender, iter_jsonl, read_records, write_json, write_jsonl
+from .generation import Generator
+from .metrics import pair_score, rollout_reward
+from .probe import sampling_config
+from .prompts import cot_answer_prompt, user_message
+
+ROLLOUT_FILE = "rollout.jsonl"
+
+
+class BatchBaseline:
+    """Baseline policies (random-k, greedy, full context, ...) behind BatchUCB's select/update interface."""
+
+    def __init__(self, name: str, priors: Sequence[Sequence[float]], seed: int, ids: Sequence[str]):
+        self.policies = [
+            make_policy(name, p, np.random.default_rng([seed, zlib.crc32(i.encode("utf-8"))]))
+            for p, i in zip(priors, ids)
+        ]
+
+    def select(self, k: int) -> list[np.ndarray]:
+        """Each sample's selection for this round, ascending."""
+        return [np.sort(policy.select(k)) for policy in self.policies]
+
+    def update(self, selections: Sequence[np.ndarray], rewards: Sequence[float]) -> None:
+        """Credit each sample's reward to its selection."""
+        for policy, selection, reward in zip(self.policies, selections, rewards):
+            policy.update(selection, reward)
+
+    def sample_values(self, i: int) -> np.ndarray:
+        """The current values of sample i's arms."""
+        return np.asarray(self.policies[i].values, dtype=np.float64).copy()
+
+
+def make_batch_policy(name: str, priors: Sequence[Sequence[float]], seed: int, ids: Sequence[str]) -> Any:
+    """The vectorised BatchUCB for `ucb`, else one baseline policy per sample."""
+    return BatchUCB(priors) if name == "ucb" else BatchBaseline(name, priors, seed, ids)
+
+
+def round_prompt(record: dict, selected: np.ndarray) -> list[dict[str, str]]:
+    """The chain-of-thought answer prompt over the selected chunks in document order, joined by newlines."""
+    context = "\n".join(record["chunks"][i] for i in selected)
+    return user_message(cot_answer_prompt(context, record["question"]))
+
+
+def batch_seed(seed: int, batch_index: int, round_number: int) -> int:
+    """The sampling seed of one batched generate call, fixed by position so reruns repeat it."""
+    return (seed * 1_000_003 + batch_index) * 1_009 + round_number
+
+
+def roll_batch(
+    records: Sequence[dict], generator: Generator, profile: Profile, batch_index: int, desc: str = "rounds"
+) -> list[dict]:
+    """Run all rounds for one batch of priors records; return one rollout record per sample."""
+    priors = [r["priors"] for r in records]
+    policy = make_batch_policy(profile.policy, priors, profile.seed, [r["id"] for r in records])
+    rounds: list[list[dict]] = [[] for _ in records]
+    for round_number in tqdm(range(1, profile.rounds + 1), desc=desc, unit="round", leave=False):
+        selections = policy.select(profile.top_k)
+        prompts = [round_prompt(r, s) for r, s in zip(records, selections)]
+        sampling = sampling_config(profile, batch_seed(profile.seed, batch_index, round_number))
+        responses = generator.generate(prompts, sampling, desc=f"round {round_number}")
+        rewards = [rollout_reward(text, r["answer"], profile.reward_subem_on) for text, r in zip(responses, records)]
+        policy.update(selections, rewards)
+        for i, (selection, reward, response) in enumerate(zip(selections, rewards, responses)):
+            rounds[i].append(
+                {
+                    "round": round_number,
+                    "selected": [int(a) for a in selection],
+                    "reward": reward,
+                    "values": policy.sample_values(i).tolist(),
+                    "response": response,
+                }
+            )
+    return [
+        {
+            "id": r["id"],
+            "question": r["question"],
+            "answer": r["answer"],
+            "policy": profile.policy,
+            "n_chunks": len(r["chunks"]),
+            "evidence_chunks": r["evidence_chunks"],
+            "rounds": sample_rounds,
+        }
+        for r, sample_rounds in zip(records, rounds)
+    ]
+
+
+def completed_batches(path: Path, batches: Sequence[Sequence[str]]) -> int:
+    """How many leading batches are complete in an existing rollout file; a partial batch is removed from it."""
+    if not path.exists():
+        return 0
+    JsonlAppender(path).close()
+    done = [record["id"] for _, record in iter_jsonl(path)]
+    full, position = 0, 0
+    for batch in batches:
+        if done[position : position + len(batch)] != list(batch):
+            break
+        full, position = full + 1, position + len(batch)
+    partial = done[position:]
+    if partial and not set(partial) <= set(batches[full] if full < len(batches) else ()):
+        raise DataError(path, position + 1, "id", "records do not match this run's samples; use a new run dir")
+    if partial:
+        write_jsonl(path, read_records(path)[:position])
+    return full
+
+
+def shard(records: Sequence[dict], spec: str | None) -> list[dict]:
+    """The records of shard `I/N` (every N-th sample starting at I), or all of them."""
+    if not spec:
+        return list(records)
+    index, _, count = spec.partition("/")
+    if not (index.isdigit() and count.isdigit()) or not 0 <= int(index) < int(count):
+        raise ValueError(f"--shard expects I/N with 0 <= I < N, got {spec!r}")
+    return list(records[int(index) :: int(count)])
+
+
+def rollout_path(run_dir: str | os.PathLike, shard_spec: str | None) -> Path:
+    """`rollout.jsonl`, or `rollout.shard-I-of-N.jsonl` for a shard."""
+    if not shard_spec:
+        return Path(run_dir) / ROLLOUT_FILE
+    index, _, count = shard_spec.partition("/")
+    return Path(run_dir) / f"rollout.shard-{index}-of-{count}.jsonl"
+
+
+def run_rollout(
+    priors_records: Sequence[dict],
+    generator: Generator,
+    profile: Profile,
+    run_dir: str | os.PathLike,
+    shard_spec: str | None = None,
+) -> dict:
+    """Roll out every sample (or one shard), resuming after the last complete batch; return the summary."""
+    records = shard(priors_records, shard_spec)
+    batches = [records[i : i + profile.rollout_batch] for i in range(0, len(records), profile.rollout_batch)]
+    path = rollout_path(run_dir, shard_spec)
+    start = completed_batches(path, [[r["id"] for r in batch] for batch in batches])
+    with JsonlAppender(path) as out:
+        progress = tqdm(range(start, len(batches)), desc="rollout", unit="batch", initial=start, total=len(batches))
+        for batch_index in progress:
+            for record in roll_batch(batches[batch_index], generator, profile, batch_index):
+                out.append(record)
+    summary = summarize(read_records(path), profile.top_k)
+    if not shard_spec:
+        write_json(Path(run_dir) / "rollout_summary.json", summary)
+    return summary
+
+
+def merge_shards(run_dir: str | os.PathLike, priors_records: Sequence[dict], count: int, top_k: int) -> dict:
+    """Merge `rollout.shard-*-of-N.jsonl` into `rollout.jsonl` in sample order; every shard must be complete."""
+    by_id: dict[str, dict] = {}
+    for index in range(count):
+        path = rollout_path(run_dir, f"{index}/{count}")
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing; run `rollout --shard {index}/{count}` first")
+        by_id.update((r["id"], r) for r in read_records(path))
+    missing = [r["id"] for r in priors_records if r["id"] not in by_id]
+    if missing:
+        raise RuntimeError(f"{len(missing)} samples have no rollout yet (first: {missing[0]}); finish every shard")
+    merged = [by_id[r["id"]] for r in priors_records]
+    write_jsonl(Path(run_dir) / ROLLOUT_FILE, merged)
+    summary = summarize(merged, top_k)
+    write_json(Path(run_dir) / "rollout_summary.json", summary)
+    return summary
+
+
+def summarize(rollouts: Sequence[dict], top_k: int) -> dict:
+    """Mean reward per round, pull counts and how many samples can yield a preference pair."""
+    rewards = np.array([[r["reward"] for r in s["rounds"]] for s in rollouts])
+    spread = [
+        max(scores) != min(scores)
+        for scores in ([pair_score(r["response"], s["answer"]) for r in s["rounds"]] for s in rollouts)
+    ]
+    pulls = [np.bincount([a for r in s["rounds"] for a in r["selected"]], minlength=s["n_chunks"]) for s in rollouts]
+    return {
+        "samples": len(rollouts),
+        "rounds": int(rewards.shape[1]) if rewards.size else 0,
+        "top_k": top_k,
+        "mean_reward": float(rewards.mean()) if rewards.size else 0.0,
+        "mean_reward_by_round": rewards.mean(axis=0).round(4).tolist() if rewards.size else [],
+        "share_with_pair_score_spread": sum(spread) / len(spread) if spread else 0.0,
+        "median_chunks": statistics.median(s["n_chunks"] for s in rollouts) if rollouts else 0,
+        "share_arms_pulled": float(np.mean([(p > 0).mean() for p in pulls])) if pulls else 0.0,
+    }

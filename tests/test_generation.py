@@ -1,0 +1,107 @@
+import pytest
+import torch
+
+from longmab_utils.generation import (
+    HFGenerator,
+    PresencePenalty,
+    SamplingConfig,
+    capped_model_len,
+    resolve_backend,
+    stop_token_ids,
+    vllm_sampling_kwargs,
+)
+from longmab_utils.models import BUNDLED_POLICY, load_policy
+
+
+def test_presence_penalty_subtracts_once_per_generated_token_and_ignores_the_prompt():
+    ids = torch.tensor([[5, 1, 2, 2, 2], [5, 3, 0, 0, 4]])
+    scores = torch.zeros(2, 6)
+    out = PresencePenalty(1.5, prompt_length=1)(ids, scores.clone())
+    expected = torch.zeros(2, 6)
+    expected[0, [1, 2]] = -1.5
+    expected[1, [0, 3, 4]] = -1.5
+    assert torch.equal(out, expected)
+
+
+def test_presence_penalty_before_any_generated_token_is_a_no_op():
+    scores = torch.randn(1, 4)
+    assert torch.equal(PresencePenalty(1.0, prompt_length=3)(torch.tensor([[1, 2, 3]]), scores), scores)
+
+
+def test_vllm_kwargs_keep_only_what_the_installed_version_accepts():
+    accepted = {"n", "temperature", "top_p", "presence_penalty", "max_tokens", "stop_token_ids", "skip_special_tokens"}
+    kwargs = vllm_sampling_kwargs(SamplingConfig(max_new_tokens=77, seed=3), accepted, [2, 9])
+    assert kwargs == {
+        "n": 1,
+        "temperature": 1.0,
+        "top_p": 0.95,
+        "presence_penalty": 1.0,
+        "max_tokens": 77,
+        "stop_token_ids": [2, 9],
+        "skip_special_tokens": True,
+    }
+    assert not {"use_beam_search", "best_of", "early_stopping"} & set(kwargs)
+
+
+def test_vllm_kwargs_greedy_disables_nucleus_and_passes_the_seed():
+    kwargs = vllm_sampling_kwargs(SamplingConfig(temperature=0.0, seed=11), {"temperature", "top_p", "seed"}, [])
+    assert kwargs == {"temperature": 0.0, "top_p": 1.0, "seed": 11}
+
+
+class _Config:
+    max_position_embeddings = 8192
+
+
+@pytest.mark.parametrize(("requested", "expected"), [(30000, 8192), (4096, 4096), (None, 8192)])
+def test_max_model_len_is_capped_by_the_model_config(requested, expected):
+    assert capped_model_len(requested, _Config()) == expected
+
+
+class _Vocab:
+    eos_token_id = 7
+
+    def get_vocab(self):
+        return {"<|eot_id|>": 12, "<|end_of_text|>": 7, "hello": 3}
+
+
+def test_stop_tokens_include_llama3_end_of_turn():
+    assert stop_token_ids(_Vocab()) == [7, 12]
+
+
+def test_auto_backend_is_hf_without_cuda_and_vllm_is_refused_clearly():
+    assert resolve_backend("auto") == "hf"
+    with pytest.raises(RuntimeError, match="backend=hf"):
+        resolve_backend("vllm")
+    with pytest.raises(ValueError, match="unknown backend"):
+        resolve_backend("tgi")
+
+
+@pytest.fixture(scope="module")
+def generator():
+    model, tokenizer = load_policy(BUNDLED_POLICY, dtype="float32")
+    return HFGenerator(model, tokenizer, batch_size=2)
+
+
+PROMPTS = [
+    [{"role": "user", "content": "Name a colour."}],
+    [{"role": "user", "content": "Write one long sentence about rivers, bridges and the towns built beside them."}],
+    [{"role": "user", "content": "Say hi."}],
+]
+
+
+def test_encoding_adds_no_second_bos_to_the_templated_prompt(generator):
+    tokenizer = generator.tokenizer
+    for messages, ids in zip(PROMPTS, generator.encode(PROMPTS)):
+        templated = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+        assert ids == list(templated["input_ids"] if hasattr(templated, "keys") else templated)
+
+
+def test_hf_generation_is_deterministic_for_a_seed_and_keeps_prompt_order(generator):
+    sampling = SamplingConfig(max_new_tokens=8, seed=5)
+    first = generator.generate(PROMPTS, sampling)
+    assert first == generator.generate(PROMPTS, sampling)
+    assert len(first) == 3 and all(isinstance(text, str) for text in first)
+    greedy = SamplingConfig(temperature=0.0, max_new_tokens=8)
+    together = generator.generate(PROMPTS, greedy)
+    alone = [generator.generate([prompt], greedy)[0] for prompt in PROMPTS]
+    assert together == alone
