@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--data", help="training samples JSONL (default: the profile's)")
     rollout = steps.add_parser("rollout", parents=[common], help="MAB rollout over priors.jsonl -> rollout.jsonl")
     rollout.add_argument("--shard", metavar="I/N", help="process only every N-th sample starting at I")
+    steps.add_parser("pairs", parents=[common], help="preference pairs from rollout.jsonl -> pairs.jsonl")
+    steps.add_parser("train", parents=[common], help="DPO on pairs.jsonl -> adapter/")
+    evaluate = steps.add_parser("evaluate", parents=[common], help="base vs trained on LongBench-format sets")
+    evaluate.add_argument("--adapter", help="trained adapter folder (default: RUN_DIR/adapter when present)")
+    evaluate.add_argument("--data", help="evaluation folder or file (default: the profile's eval_data)")
     merge = steps.add_parser("merge", parents=[common], help="merge rollout shards into rollout.jsonl")
     merge.add_argument("--shards", type=int, required=True, help="the N of the --shard I/N runs")
     return parser
@@ -40,6 +45,12 @@ def run(args: argparse.Namespace) -> dict:
         return pipeline.probe(profile, args.run_dir, args.data)
     if args.step == "rollout":
         return pipeline.rollout(profile, args.run_dir, args.shard)
+    if args.step == "pairs":
+        return pipeline.pairs(profile, args.run_dir)
+    if args.step == "train":
+        return pipeline.train(profile, args.run_dir)
+    if args.step == "evaluate":
+        return pipeline.evaluate(profile, args.run_dir, args.adapter, args.data)
     return pipeline.merge(profile, args.run_dir, args.shards)
 
 

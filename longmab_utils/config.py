@@ -80,6 +80,42 @@ class Profile:
     """vLLM prefix caching (the long shared document prefix)."""
     max_prompt_length: int = 8192
     """DPO prompt budget in tokens (METHOD.md section 5)."""
+    dpo_beta: float = 0.1
+    """DPO temperature on the log-ratio margin (METHOD.md section 6)."""
+    sft_weight: float = 0.1
+    """Weight of the SFT (NLL on chosen) term: 0.1 for Llama-3.1, 0.2 for Qwen2.5."""
+    dpo_learning_rate: float = 2e-5
+    """AdamW peak learning rate of DPO."""
+    dpo_epochs: float = 2.0
+    """DPO passes over the training pairs."""
+    dpo_warmup: float = 0.1
+    """Share of DPO steps with linear warmup (cosine decay after)."""
+    dpo_batch_size: int = 1
+    """Pairs per device per DPO step."""
+    dpo_grad_accum: int = 1
+    """Gradient accumulation steps of DPO."""
+    dpo_max_length: int = 8500
+    """DPO cutoff in tokens for prompt plus response."""
+    dpo_val_size: float = 0.1
+    """Share of pairs held out for validation during DPO."""
+    lora_rank: int = 8
+    """LoRA rank on every linear layer."""
+    lora_alpha: int = 16
+    """LoRA scaling numerator."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA path."""
+    quantization: str = "4bit"
+    """`4bit` (QLoRA via bitsandbytes, CUDA only) or `none` (LoRA)."""
+    gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass (memory for time)."""
+    eval_data: str = "data/sample/eval"
+    """Evaluation folder (or file) in LongBench format: `input`, `context`, `answers` (JSONL or parquet)."""
+    eval_max_input_len: int = 100_000
+    """Token limit of the filled evaluation template; longer prompts keep their first and last halves."""
+    eval_max_new_tokens: int = 1024
+    """Token limit of each evaluation answer (greedy)."""
+    eval_max_items: int | None = None
+    """Evaluate only the first N items of each file (None: all)."""
     seed: int = 42
     """The one seed of the run."""
 
@@ -97,6 +133,8 @@ PROFILES: dict[str, Profile] = {
         gen_batch_size=8,
         max_model_len=16384,
         max_prompt_length=6144,
+        sft_weight=0.2,
+        dpo_max_length=6800,
     ),
     "cpu-tiny": Profile(
         name="cpu-tiny",
@@ -112,7 +150,14 @@ PROFILES: dict[str, Profile] = {
         max_new_tokens=64,
         rollout_batch=16,
         gen_batch_size=16,
-        max_prompt_length=2560,
+        max_prompt_length=1024,
+        quantization="none",
+        gradient_checkpointing=False,
+        dpo_learning_rate=5e-5,
+        dpo_epochs=1.0,
+        dpo_max_length=1200,
+        eval_max_input_len=1024,
+        eval_max_new_tokens=64,
     ),
     "smoke": Profile(
         name="smoke",
@@ -122,6 +167,7 @@ PROFILES: dict[str, Profile] = {
         backend="hf",
         dtype="float32",
         max_samples=3,
+        keep_invalid_probes=True,  # 24-token probes rarely finish; tests still need samples to roll out
         chunk_size=160,
         top_k=2,
         rounds=2,
@@ -129,7 +175,15 @@ PROFILES: dict[str, Profile] = {
         max_new_tokens=16,
         rollout_batch=2,
         gen_batch_size=4,
-        max_prompt_length=2560,
+        max_prompt_length=1024,
+        quantization="none",
+        gradient_checkpointing=False,
+        dpo_learning_rate=5e-5,
+        dpo_epochs=1.0,
+        dpo_max_length=1200,
+        eval_max_input_len=512,
+        eval_max_new_tokens=16,
+        eval_max_items=2,
     ),
 }
 

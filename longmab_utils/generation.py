@@ -195,23 +195,25 @@ def resolve_backend(backend: str) -> str:
     if backend == "auto":
         return "vllm" if vllm_available() else "hf"
     if backend == "vllm" and not vllm_available():
-        raise RuntimeError("backend 'vllm' needs CUDA and `pip install .[cuda]`; use --set backend=hf on this machine")
+        raise ValueError("backend 'vllm' needs CUDA and `pip install .[cuda]`; use --set backend=hf on this machine")
     if backend not in ("hf", "vllm"):
         raise ValueError(f"unknown backend {backend!r}; choose auto, hf or vllm")
     return backend
 
 
-def build_generator(profile: Any) -> HFGenerator | VLLMGenerator:
-    """The profile's policy behind the backend it asks for (adapter merged on HF, served as LoRA on vLLM)."""
+def build_generator(profile: Any, extra_adapter: str | None = None) -> HFGenerator | VLLMGenerator:
+    """The profile's policy (plus a trained adapter) behind its backend: merged on HF, served as LoRA on vLLM."""
     from transformers import AutoConfig, AutoTokenizer
 
     from .config import project_path
     from .models import load_policy, resolve_model
 
-    adapter = str(project_path(profile.policy_adapter)) if profile.policy_adapter else None
+    adapters = [str(project_path(a)) for a in (profile.policy_adapter, extra_adapter) if a]
     if resolve_backend(profile.backend) == "hf":
-        model, tokenizer = load_policy(profile.policy_model, adapter, profile.dtype, profile.trust_remote_code)
+        model, tokenizer = load_policy(profile.policy_model, adapters, profile.dtype, profile.trust_remote_code)
         return HFGenerator(model, tokenizer, batch_size=profile.gen_batch_size)
+    if len(adapters) > 1:
+        raise ValueError("vLLM serves one LoRA adapter at a time; merge the policy adapter into the base model first")
     path = resolve_model(profile.policy_model)
     return VLLMGenerator(
         path,
@@ -223,5 +225,5 @@ def build_generator(profile: Any) -> HFGenerator | VLLMGenerator:
         enable_prefix_caching=profile.enable_prefix_caching,
         dtype=profile.dtype,
         trust_remote_code=profile.trust_remote_code,
-        adapter=adapter,
+        adapter=adapters[0] if adapters else None,
     )

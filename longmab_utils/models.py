@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -130,8 +131,10 @@ def torch_dtype(name: str) -> torch.dtype:
     return torch.bfloat16 if torch.cuda.get_device_capability()[0] >= 8 else torch.float16
 
 
-def load_policy(name: str, adapter: str | None = None, dtype: str = "auto", trust_remote_code: bool = False):
-    """Load the policy model and tokenizer (safetensors only), merging a LoRA adapter when given."""
+def load_policy(
+    name: str, adapter: str | Sequence[str] | None = None, dtype: str = "auto", trust_remote_code: bool = False
+):
+    """Load the policy model and tokenizer (safetensors only), merging LoRA adapters in the order given."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if trust_remote_code:
@@ -145,12 +148,12 @@ def load_policy(name: str, adapter: str | None = None, dtype: str = "auto", trus
         trust_remote_code=trust_remote_code,
         device_map="auto" if torch.cuda.is_available() else None,
     )
-    if adapter:
+    for folder in [adapter] if isinstance(adapter, str) else adapter or []:
         from peft import PeftModel
 
-        if not (Path(adapter) / "adapter_config.json").is_file():
-            raise ModelNotAvailable(f"no LoRA adapter at {adapter} (expected adapter_config.json there)")
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        if not (Path(folder) / "adapter_config.json").is_file():
+            raise ModelNotAvailable(f"no LoRA adapter at {folder} (expected adapter_config.json there)")
+        model = PeftModel.from_pretrained(model, folder).merge_and_unload()
     return model, tokenizer
 
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from tqdm.auto import tqdm
+
 from .data import write_json, write_jsonl
 from .metrics import Golds, pair_score
 from .prompts import cot_answer_prompt
@@ -161,3 +163,32 @@ def export_llamafactory(examples: Iterable[dict[str, Any]], out_dir: str | Path,
         out_dir / "dataset_info.json", {name: {"file_name": data_file.name, "ranking": True, "columns": columns}}
     )
     return data_file
+
+
+def pair_summary(examples: Sequence[dict[str, Any]], skipped: Counter, tokenizer: Tokenizer, samples: int) -> dict:
+    """Yield, skip reasons, and the score and token-length distributions of the pairs."""
+    lengths = {part: [len(_ids(tokenizer, e[part])) for e in examples] for part in ("prompt", "chosen", "rejected")}
+    return {
+        "samples": samples,
+        "pairs": len(examples),
+        "yield": len(examples) / samples if samples else 0.0,
+        "skipped": dict(skipped),
+        "chosen_scores": [e["chosen_score"] for e in examples],
+        "rejected_scores": [e["rejected_score"] for e in examples],
+        "context_truncated": sum(e["context_truncated"] for e in examples),
+        "tokens": lengths,
+    }
+
+
+def run_pairs(
+    records: Sequence[dict[str, Any]], tokenizer: Tokenizer, seed: int, max_prompt_length: int, out_dir: str | Path
+) -> dict:
+    """Build the pairs of a run and write `pairs.jsonl`, `pairs_trl.jsonl`, `llamafactory/` and `pairs_summary.json`."""
+    out_dir = Path(out_dir)
+    examples, skipped = build_pairs(tqdm(records, desc="pairs", unit="sample"), tokenizer, seed, max_prompt_length)
+    write_jsonl(out_dir / "pairs.jsonl", examples)
+    export_trl(examples, out_dir / "pairs_trl.jsonl")
+    export_llamafactory(examples, out_dir / "llamafactory")
+    summary = pair_summary(examples, skipped, tokenizer, len(records))
+    write_json(out_dir / "pairs_summary.json", summary)
+    return {k: v for k, v in summary.items() if k not in ("chosen_scores", "rejected_scores", "tokens")}

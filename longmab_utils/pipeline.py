@@ -77,3 +77,85 @@ def merge(profile: Profile, run_dir: str | os.PathLike, shards: int) -> dict:
     from .rollout import merge_shards
 
     return merge_shards(run_dir, read_records(Path(run_dir) / "priors.jsonl"), shards, profile.top_k)
+
+
+def load_tokenizer(profile: Profile):
+    """The policy's tokenizer alone (token budgets and checks need no weights)."""
+    from transformers import AutoTokenizer
+
+    from .models import resolve_model
+
+    return AutoTokenizer.from_pretrained(
+        resolve_model(profile.policy_model), trust_remote_code=profile.trust_remote_code
+    )
+
+
+def pairs(profile: Profile, run_dir: str | os.PathLike) -> dict:
+    """Preference pairs from `rollout.jsonl`; writes `pairs.jsonl`, the TRL and LLaMA-Factory exports (METHOD.md 5)."""
+    from .pairs import run_pairs
+
+    rollout_path = Path(run_dir) / "rollout.jsonl"
+    if not rollout_path.exists():
+        raise FileNotFoundError(f"{rollout_path} is missing; run the rollout step first")
+    rollouts = read_records(rollout_path)
+    settings = read_json(Path(run_dir) / SETTINGS_FILE) if (Path(run_dir) / SETTINGS_FILE).exists() else {}
+    data = settings.get("priors", {}).get("data", profile.data)
+    contexts = {s["id"]: s["context"] for s in read_samples(project_path(data))}
+    missing = [r["id"] for r in rollouts if r["id"] not in contexts]
+    if missing:
+        raise FileNotFoundError(f"{data} has no sample {missing[0]!r} from the rollout ({len(missing)} missing)")
+    record_settings(run_dir, "pairs", profile)
+    records = [{**r, "context": contexts[r["id"]]} for r in rollouts]
+    return run_pairs(records, load_tokenizer(profile), profile.seed, profile.max_prompt_length, run_dir)
+
+
+def train(profile: Profile, run_dir: str | os.PathLike) -> dict:
+    """DPO on `pairs.jsonl` (QLoRA on CUDA, LoRA on CPU); writes `adapter/` and its training curves."""
+    from .dpo import dpo_settings, train_dpo
+    from .plots import training_curves
+
+    pairs_path = Path(run_dir) / "pairs.jsonl"
+    if not pairs_path.exists():
+        raise FileNotFoundError(f"{pairs_path} is missing; run the pairs step first")
+    record_settings(run_dir, "train", profile)
+    adapter = str(project_path(profile.policy_adapter)) if profile.policy_adapter else None
+    result = train_dpo(pairs_path, profile.policy_model, run_dir, dpo_settings(profile), adapter, profile.dtype)
+    training_curves(result["log"], Path(run_dir) / "adapter" / "training_curves.png")
+    steps = [e for e in result["log"] if "loss" in e]
+    checks = {k: v for k, v in result["checks"].items() if k != "token_lengths"}
+    return {
+        "train_pairs": result["train_pairs"],
+        "val_pairs": result["val_pairs"],
+        "checks": checks,
+        "first_loss": steps[0]["loss"],
+        "last_loss": steps[-1]["loss"],
+        "last_reward_margin": steps[-1].get("rewards/margins"),
+    }
+
+
+def evaluate(profile: Profile, run_dir: str | os.PathLike, adapter: str | None = None, data: str | None = None) -> dict:
+    """Base vs trained on every evaluation set; writes predictions, `metrics.json` and `evaluation.png`."""
+    from .evaluation import EvalSettings, comparison_table, eval_files, read_eval_file, record_metrics
+    from .evaluation import evaluate as evaluate_model
+    from .generation import build_generator
+    from .plots import evaluation_bars
+
+    folder = project_path(data or profile.eval_data)
+    for path in eval_files(folder):
+        read_eval_file(path)
+    trained = adapter or (str(Path(run_dir) / "adapter") if (Path(run_dir) / "adapter").is_dir() else None)
+    record_settings(run_dir, "evaluate", profile, adapter=trained, eval_data=str(folder))
+    settings = EvalSettings(
+        profile.eval_max_input_len, profile.eval_max_new_tokens, profile.presence_penalty, profile.eval_max_items
+    )
+    results = {}
+    for label, extra in (("base", None), ("trained", trained)):
+        if label == "trained" and not trained:
+            continue
+        generator = build_generator(profile, extra)
+        results[label] = evaluate_model(generator, generator.tokenizer, folder, settings, run_dir, label)
+    document = record_metrics(run_dir, results, settings, {"policy": profile.policy_model, "adapter": trained})
+    table = comparison_table(document["scores"])
+    evaluation_bars(table, Path(run_dir) / "evaluation.png")
+    print(table.to_string())
+    return document["scores"]

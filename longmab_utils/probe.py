@@ -8,6 +8,7 @@ similar to a valid probe start with high values, so the bandit tries them first.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -121,6 +122,7 @@ def run_probe(
     run_dir: str | os.PathLike,
 ) -> dict:
     """Chunk, probe and score every sample; write `priors.jsonl` and `probe_summary.json`; return the summary."""
+    began = time.perf_counter()
     chunk_lists = chunk_samples(samples, count_tokens, profile)
     probes = generate_probes(samples, generator, profile)
     records, stats = build_priors(samples, chunk_lists, probes, embedder, profile)
@@ -129,6 +131,7 @@ def run_probe(
             f"no sample has a valid probe ({len(samples)} tried); the policy cannot state the gold answer. "
             "Check the model and template, or use --set keep_invalid_probes=true"
         )
+    stats["seconds"] = round(time.perf_counter() - began, 1)
     write_jsonl(os.path.join(run_dir, "priors.jsonl"), records)
     write_json(os.path.join(run_dir, "probe_summary.json"), stats)
     return stats

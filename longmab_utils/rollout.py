@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -154,6 +155,7 @@ def run_rollout(
     records = shard(priors_records, shard_spec)
     batches = [records[i : i + profile.rollout_batch] for i in range(0, len(records), profile.rollout_batch)]
     path = rollout_path(run_dir, shard_spec)
+    began = time.perf_counter()
     start = completed_batches(path, [[r["id"] for r in batch] for batch in batches])
     with JsonlAppender(path) as out:
         progress = tqdm(range(start, len(batches)), desc="rollout", unit="batch", initial=start, total=len(batches))
@@ -161,6 +163,7 @@ def run_rollout(
             for record in roll_batch(batches[batch_index], generator, profile, batch_index):
                 out.append(record)
     summary = summarize(read_records(path), profile.top_k)
+    summary["seconds_this_invocation"] = round(time.perf_counter() - began, 1)
     if not shard_spec:
         write_json(Path(run_dir) / "rollout_summary.json", summary)
     return summary

@@ -13,6 +13,7 @@ from longmab_utils.pairs import (
     export_trl,
     fit_context,
     middle_truncate,
+    run_pairs,
     select_pair,
 )
 from longmab_utils.prompts import cot_answer_prompt
@@ -134,3 +135,28 @@ def test_exports(tmp_path):
     info = json.loads((tmp_path / "lf" / "dataset_info.json").read_text())
     assert info["longmab_dpo"]["ranking"] is True
     assert info["longmab_dpo"]["file_name"] == data_file.name
+
+
+def test_run_pairs_writes_every_artifact_and_a_summary(tmp_path):
+    tok = WordTokenizer()
+    record = {
+        "id": "a",
+        "question": "q",
+        "answer": GOLD,
+        "context": "c " * 50,
+        "rounds": [{"response": r} for r in RESPONSES],
+    }
+    tied = dict(record, id="b", rounds=[{"response": "x"}, {"response": "y"}])
+    summary = run_pairs([record, tied], tok, seed=3, max_prompt_length=80, out_dir=tmp_path)
+    assert summary == {
+        "samples": 2,
+        "pairs": 1,
+        "yield": 0.5,
+        "skipped": {"all_scores_equal": 1},
+        "context_truncated": 1,
+    }
+    pairs = [json.loads(line) for line in (tmp_path / "pairs.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in pairs] == ["a"] and pairs[0]["chosen_score"] == 1.0 > pairs[0]["rejected_score"]
+    full = json.loads((tmp_path / "pairs_summary.json").read_text())
+    assert full["tokens"]["chosen"] == [len(pairs[0]["chosen"].split())]
+    assert (tmp_path / "pairs_trl.jsonl").exists() and (tmp_path / "llamafactory" / "dataset_info.json").exists()

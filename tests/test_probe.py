@@ -61,7 +61,8 @@ PROBES = ["The answer is Alpha.", "I do not know."]
 
 
 def test_samples_without_a_valid_probe_are_dropped_and_counted():
-    records, stats = build_priors(SAMPLES, CHUNKS, PROBES, FakeEmbedder(), get_profile("smoke"))
+    profile = get_profile("smoke", {"keep_invalid_probes": False})
+    records, stats = build_priors(SAMPLES, CHUNKS, PROBES, FakeEmbedder(), profile)
     assert [r["id"] for r in records] == ["a"]
     assert stats["valid_probes"] == 1 and stats["dropped_invalid_probe"] == 1
     assert records[0]["evidence_chunks"] == [[0]] and records[0]["prior_kind"] == "probe_similarity"

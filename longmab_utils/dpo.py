@@ -1,0 +1,249 @@
+"""DPO on the preference pairs with TRL and PEFT: QLoRA on a CUDA box, LoRA in fp32 on a CPU.
+
+Introduced in notebook 05 (METHOD.md section 6). The loss is DPO's sigmoid loss plus an SFT term
+on the chosen response (TRL 1.x: `loss_type=["sigmoid", "sft"]` with `loss_weights=[1, ftx]`).
+Before training, `check_pairs` looks for the faults that leave a DPO loss stuck at log 2 = 0.693.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .data import read_records, write_json
+from .pairs import to_trl
+
+
+@dataclass(frozen=True)
+class DPOSettings:
+    """The training knobs; defaults are the reference's (METHOD.md section 6)."""
+
+    beta: float = 0.1
+    """DPO temperature on the log-ratio margin."""
+    sft_weight: float = 0.1
+    """Weight of the NLL term on chosen responses (ftx: 0.1 for Llama-3.1, 0.2 for Qwen2.5)."""
+    learning_rate: float = 2e-5
+    """AdamW peak learning rate."""
+    epochs: float = 2.0
+    """Passes over the training pairs."""
+    warmup: float = 0.1
+    """Share of steps with linear warmup, then cosine decay."""
+    batch_size: int = 1
+    """Pairs per device per step."""
+    grad_accum: int = 1
+    """Gradient accumulation steps."""
+    max_length: int = 8500
+    """Cutoff in tokens for prompt plus response."""
+    val_size: float = 0.1
+    """Share of pairs held out for evaluation during training."""
+    lora_rank: int = 8
+    """LoRA rank on every linear layer."""
+    lora_alpha: int = 16
+    """LoRA scaling numerator."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA path."""
+    quantization: str = "4bit"
+    """`4bit` (QLoRA, NF4, double quantization, bf16 compute; needs CUDA) or `none` (plain LoRA)."""
+    gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass (memory for time)."""
+    logging_steps: int = 1
+    """Steps between logged losses."""
+    seed: int = 42
+    """Seed of the split, the data order and the LoRA initialisation."""
+
+
+def lora_config(settings: DPOSettings) -> Any:
+    """PEFT LoraConfig on all linear layers."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings.lora_rank,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+
+
+def quantization_config(settings: DPOSettings, cuda: bool) -> Any:
+    """bitsandbytes 4-bit NF4 config for QLoRA, None for plain LoRA; 4-bit without CUDA is an error."""
+    if settings.quantization == "none":
+        return None
+    if settings.quantization != "4bit":
+        raise ValueError(f"quantization must be '4bit' or 'none', got {settings.quantization!r}")
+    if not cuda:
+        raise ValueError("4-bit QLoRA needs a CUDA GPU and bitsandbytes; on a CPU use --set quantization=none")
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+
+
+def dpo_config_kwargs(settings: DPOSettings, output_dir: str, cuda: bool, has_eval: bool) -> dict[str, Any]:
+    """Our settings as TRL DPOConfig arguments."""
+    return {
+        "output_dir": output_dir,
+        "beta": settings.beta,
+        "loss_type": ["sigmoid", "sft"],
+        "loss_weights": [1.0, settings.sft_weight],
+        "learning_rate": settings.learning_rate,
+        "num_train_epochs": settings.epochs,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": settings.warmup,
+        "per_device_train_batch_size": settings.batch_size,
+        "per_device_eval_batch_size": settings.batch_size,
+        "gradient_accumulation_steps": settings.grad_accum,
+        "max_length": settings.max_length,
+        "bf16": cuda,
+        "activation_checkpointing": settings.gradient_checkpointing,
+        "use_cpu": not cuda,
+        "eval_strategy": "steps" if has_eval else "no",
+        "eval_steps": settings.logging_steps * 5,
+        "logging_steps": settings.logging_steps,
+        "save_strategy": "no",
+        "report_to": "none",
+        "seed": settings.seed,
+        "dataloader_num_workers": 0,
+    }
+
+
+def split_pairs(pairs: Sequence[dict], val_size: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """A seeded hold-out split; at least one training pair, validation only when there are enough pairs."""
+    import random
+
+    order = list(range(len(pairs)))
+    random.Random(seed).shuffle(order)
+    n_val = math.floor(len(pairs) * val_size) if len(pairs) >= 10 else 0
+    return [pairs[i] for i in order[n_val:]], [pairs[i] for i in order[:n_val]]
+
+
+def _template_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """Token ids of a conversation after the chat template."""
+    ids = tokenizer.apply_chat_template(messages, tokenize=True)
+    return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+
+def leading_bos(ids: Sequence[int], bos: int | None) -> int:
+    """How many BOS tokens open a sequence (more than one means the template and tokenizer both added it)."""
+    count = 0
+    while bos is not None and count < len(ids) and ids[count] == bos:
+        count += 1
+    return count
+
+
+def check_pairs(pairs: Sequence[dict], tokenizer: Any, max_length: int) -> dict[str, Any]:
+    """What a DPO run needs of its pairs: distinct responses, a positive score gap, lengths, one BOS."""
+    if not pairs:
+        raise ValueError("no preference pairs to train on; check pairs_summary.json for why samples were skipped")
+    lengths, bos = [], []
+    for pair in pairs:
+        messages = to_trl(pair)
+        chosen = _template_ids(tokenizer, messages["prompt"] + messages["chosen"])
+        rejected = _template_ids(tokenizer, messages["prompt"] + messages["rejected"])
+        lengths.append(max(len(chosen), len(rejected)))
+        bos.append(leading_bos(chosen, tokenizer.bos_token_id))
+    return {
+        "pairs": len(pairs),
+        "identical_responses": sum(p["chosen"] == p["rejected"] for p in pairs),
+        "non_positive_gap": sum(p["chosen_score"] <= p["rejected_score"] for p in pairs),
+        "over_max_length": sum(n > max_length for n in lengths),
+        "max_tokens": max(lengths),
+        "token_lengths": lengths,
+        "double_bos": sum(n > 1 for n in bos),
+    }
+
+
+def load_for_training(
+    policy_model: str, policy_adapter: str | None, dtype: str, settings: DPOSettings
+) -> tuple[Any, Any]:
+    """The policy to train: fp32/bf16 with any warm-start adapter merged, or 4-bit for QLoRA."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .models import load_policy, resolve_model, torch_dtype
+
+    quantized = quantization_config(settings, torch.cuda.is_available())
+    if quantized is None:
+        model, tokenizer = load_policy(policy_model, policy_adapter, dtype)
+    else:
+        from peft import prepare_model_for_kbit_training
+
+        if policy_adapter:
+            raise ValueError(
+                "QLoRA starts from the base model; merge the policy adapter first or use quantization=none"
+            )
+        path = resolve_model(policy_model)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, quantization_config=quantized, dtype=torch_dtype(dtype), use_safetensors=True, device_map="auto"
+        )
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=settings.gradient_checkpointing)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def train_dpo(
+    pairs_path: str | os.PathLike,
+    policy_model: str,
+    out_dir: str | os.PathLike,
+    settings: DPOSettings,
+    policy_adapter: str | None = None,
+    dtype: str = "auto",
+) -> dict[str, Any]:
+    """Train a LoRA (or QLoRA) adapter with TRL's DPOTrainer; save adapter, tokenizer, settings and log."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    pairs = read_records(pairs_path)
+    out_dir = Path(out_dir)
+    cuda = torch.cuda.is_available()
+    model, tokenizer = load_for_training(policy_model, policy_adapter, dtype, settings)
+    report = check_pairs(pairs, tokenizer, settings.max_length)
+    train, val = split_pairs(pairs, settings.val_size, settings.seed)
+    config = DPOConfig(**dpo_config_kwargs(settings, str(out_dir / "_trainer"), cuda, bool(val)))
+    trainer = DPOTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list([to_trl(p) for p in train]),
+        eval_dataset=Dataset.from_list([to_trl(p) for p in val]) if val else None,
+        processing_class=tokenizer,
+        peft_config=lora_config(settings),
+    )
+    trainer.train()
+    adapter_dir = out_dir / "adapter"
+    trainer.model.save_pretrained(adapter_dir)
+    tokenizer.save_pretrained(adapter_dir)
+    write_json(adapter_dir / "dpo_settings.json", {**asdict(settings), "policy_model": policy_model})
+    write_json(adapter_dir / "training_log.json", trainer.state.log_history)
+    return {"train_pairs": len(train), "val_pairs": len(val), "checks": report, "log": trainer.state.log_history}
+
+
+def dpo_settings(profile: Any) -> DPOSettings:
+    """The DPO settings of a run profile."""
+    return DPOSettings(
+        beta=profile.dpo_beta,
+        sft_weight=profile.sft_weight,
+        learning_rate=profile.dpo_learning_rate,
+        epochs=profile.dpo_epochs,
+        warmup=profile.dpo_warmup,
+        batch_size=profile.dpo_batch_size,
+        grad_accum=profile.dpo_grad_accum,
+        max_length=profile.dpo_max_length,
+        val_size=profile.dpo_val_size,
+        lora_rank=profile.lora_rank,
+        lora_alpha=profile.lora_alpha,
+        lora_dropout=profile.lora_dropout,
+        quantization=profile.quantization,
+        gradient_checkpointing=profile.gradient_checkpointing,
+        seed=profile.seed,
+    )

@@ -1,0 +1,149 @@
+"""LongBench-style evaluation: the chain-of-thought template, middle truncation, greedy decoding, EM/F1/SubEM.
+
+Introduced in notebook 06 (METHOD.md section 7). Every setting that moves long-context scores (the
+template, the truncation length, decoding, the token limit) and a checksum of every evaluation file
+are written into `metrics.json`, because reproductions most often fail on exactly these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .data import read_longbench, write_json, write_jsonl
+from .generation import Generator, SamplingConfig
+from .metrics import answer_metrics, extract_answer
+from .pairs import middle_truncate
+from .prompts import COT_ANSWER_TEMPLATE, cot_answer_prompt, user_message
+
+EVAL_SUFFIXES = (".jsonl", ".parquet")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What decides an evaluation's scores (METHOD.md section 7 defaults)."""
+
+    max_input_len: int = 100_000
+    """Token limit of the filled template; longer prompts keep their first and last halves."""
+    max_new_tokens: int = 1024
+    """Token limit of each answer."""
+    presence_penalty: float = 1.0
+    """As in the reference's evaluation sampling parameters (greedy decoding)."""
+    max_items: int | None = None
+    """Evaluate only the first N items of each file (None: all)."""
+
+
+def eval_files(data: str | os.PathLike) -> list[Path]:
+    """The evaluation files of a folder (or the one file given), sorted by name."""
+    path = Path(data)
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in EVAL_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no .jsonl or .parquet evaluation files in {path}")
+    return files
+
+
+def read_eval_file(path: Path) -> list[dict[str, Any]]:
+    """Items of a LongBench-format JSONL file, or of a parquet file with the same columns."""
+    if path.suffix == ".parquet":
+        import tempfile
+
+        import pandas as pd
+
+        with tempfile.TemporaryDirectory() as tmp:
+            staged = Path(tmp) / f"{path.stem}.jsonl"
+            pd.read_parquet(path).to_json(staged, orient="records", lines=True, force_ascii=False)
+            return read_longbench(staged)
+    return read_longbench(path)
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fit_prompt(context: str, question: str, tokenizer: Any, max_input_len: int) -> tuple[str, bool]:
+    """The filled template, middle-truncated to `max_input_len` tokens (first and last halves kept)."""
+    prompt = cot_answer_prompt(context, question)
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if len(ids) <= max_input_len:
+        return prompt, False
+    return tokenizer.decode(middle_truncate(ids, max_input_len), skip_special_tokens=True), True
+
+
+def evaluate_items(
+    items: Sequence[dict[str, Any]], generator: Generator, tokenizer: Any, settings: EvalSettings, desc: str
+) -> list[dict[str, Any]]:
+    """Greedy answers and per-item metrics for one evaluation set."""
+    fitted = [fit_prompt(item["context"], item["input"], tokenizer, settings.max_input_len) for item in items]
+    sampling = SamplingConfig(
+        temperature=0.0, presence_penalty=settings.presence_penalty, max_new_tokens=settings.max_new_tokens
+    )
+    responses = generator.generate([user_message(prompt) for prompt, _ in fitted], sampling, desc=desc)
+    return [
+        {
+            "id": item["id"],
+            "answers": item["answers"],
+            "prediction": extract_answer(response)[0],
+            "response": response,
+            "truncated": truncated,
+            **answer_metrics(response, item["answers"]),
+        }
+        for item, (_, truncated), response in zip(items, fitted, responses)
+    ]
+
+
+def evaluate(
+    generator: Generator,
+    tokenizer: Any,
+    data: str | os.PathLike,
+    settings: EvalSettings,
+    out_dir: str | os.PathLike,
+    label: str,
+) -> dict[str, Any]:
+    """Evaluate one model on every file of `data`; write `predictions/<label>/<set>.jsonl`; return its metrics."""
+    scores, files = {}, {}
+    for path in eval_files(data):
+        items = read_eval_file(path)[: settings.max_items]
+        rows = evaluate_items(items, generator, tokenizer, settings, desc=f"{label}: {path.stem}")
+        write_jsonl(Path(out_dir) / "predictions" / label / f"{path.stem}.jsonl", rows)
+        scores[path.stem] = {m: sum(r[m] for r in rows) / len(rows) for m in ("em", "f1", "subem")}
+        scores[path.stem]["n"] = len(rows)
+        files[path.name] = sha256(path)
+    return {"scores": scores, "files": files}
+
+
+def record_metrics(out_dir: str | os.PathLike, results: dict[str, dict], settings: EvalSettings, extra: dict) -> dict:
+    """Write `metrics.json`: scores per model and dataset, file checksums and every score-moving setting."""
+    files = next(iter(results.values()))["files"]
+    document = {
+        "scores": {label: result["scores"] for label, result in results.items()},
+        "files_sha256": files,
+        "settings": {
+            "template": COT_ANSWER_TEMPLATE,
+            "truncation": f"middle, first and last halves of the filled template, {settings.max_input_len} tokens",
+            "decoding": "greedy (temperature 0)",
+            "max_new_tokens": settings.max_new_tokens,
+            "presence_penalty": settings.presence_penalty,
+            "max_items": settings.max_items,
+            **extra,
+        },
+    }
+    write_json(Path(out_dir) / "metrics.json", document)
+    return document
+
+
+def comparison_table(scores: dict[str, dict[str, dict[str, float]]]) -> Any:
+    """A DataFrame: one row per dataset plus the average, one column per (model, metric)."""
+    import pandas as pd
+
+    frames = {
+        label: pd.DataFrame({name: {m: s[m] for m in ("em", "f1", "subem")} for name, s in sets.items()}).T
+        for label, sets in scores.items()
+    }
+    table = pd.concat(frames, axis=1)
+    table.loc["average"] = table.mean()
+    return (100 * table).round(1)

@@ -1,0 +1,93 @@
+"""Evaluation: template truncation, per-item metrics against hand-computed values, metrics.json, the table."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from longmab_utils.data import read_longbench
+from longmab_utils.evaluation import (
+    EvalSettings,
+    comparison_table,
+    evaluate,
+    fit_prompt,
+    read_eval_file,
+    record_metrics,
+    sha256,
+)
+from longmab_utils.prompts import cot_answer_prompt
+
+EVAL = Path(__file__).resolve().parents[1] / "data" / "sample" / "eval"
+
+
+class CharTokenizer:
+    """One token per character."""
+
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [ord(c) for c in text]}
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(chr(i) for i in ids)
+
+
+def test_short_prompts_are_untouched_and_long_ones_keep_first_and_last_halves():
+    prompt, truncated = fit_prompt("ctx", "q?", CharTokenizer(), 10_000)
+    assert prompt == cot_answer_prompt("ctx", "q?") and not truncated
+    full = cot_answer_prompt("x" * 500, "q?")
+    cut, truncated = fit_prompt("x" * 500, "q?", CharTokenizer(), 100)
+    assert truncated and cut == full[:50] + full[-50:]
+
+
+class ScriptedGenerator:
+    """Answers each question with a scripted response, recording the sampling settings."""
+
+    def __init__(self, script):
+        self.script, self.sampling = script, None
+
+    def generate(self, prompts, sampling, desc=""):
+        self.sampling = sampling
+        return [self.script(p[0]["content"]) for p in prompts]
+
+
+def test_metrics_on_bundled_items_equal_hand_computed_values(tmp_path):
+    data = tmp_path / "eval"
+    data.mkdir()
+    shutil.copy(EVAL / "synth_lookup.jsonl", data)
+    items = read_longbench(data / "synth_lookup.jsonl")[:3]
+    gold = [item["answers"][0] for item in items]
+    replies = {
+        items[0]["input"]: f"Reasoning: found it.\nAnswer: {gold[0]}",
+        items[1]["input"]: f"Reasoning: hm.\nAnswer: {gold[1]} and more words",
+        items[2]["input"]: f"Reasoning: {gold[2]} but no marker",
+    }
+    generator = ScriptedGenerator(lambda content: replies[content.split("Question: ")[1].split("\n")[0]])
+    settings = EvalSettings(max_input_len=100_000, max_new_tokens=12, max_items=3)
+    result = evaluate(generator, CharTokenizer(), data, settings, tmp_path, "base")
+    n_gold = len(gold[1].split())
+    f1_second = 2 * (n_gold / (n_gold + 3)) / (1 + n_gold / (n_gold + 3))
+    assert result["scores"]["synth_lookup"] == pytest.approx(
+        {"em": 1 / 3, "f1": (1 + f1_second) / 3, "subem": 2 / 3, "n": 3}
+    )
+    assert generator.sampling.temperature == 0.0 and generator.sampling.max_new_tokens == 12
+    rows = [json.loads(line) for line in (tmp_path / "predictions" / "base" / "synth_lookup.jsonl").open()]
+    assert [r["prediction"] for r in rows[:2]] == [gold[0].lower(), f"{gold[1]} and more words".lower()]
+    document = record_metrics(tmp_path, {"base": result}, settings, {"policy": "p"})
+    assert document["files_sha256"] == {"synth_lookup.jsonl": sha256(data / "synth_lookup.jsonl")}
+    assert document["settings"]["max_new_tokens"] == 12 and "Reasoning:" in document["settings"]["template"]
+
+
+def test_parquet_files_read_like_jsonl(tmp_path):
+    items = read_longbench(EVAL / "synth_bridge.jsonl")[:2]
+    pd.DataFrame([{k: i[k] for k in ("input", "context", "answers")} for i in items]).to_parquet(tmp_path / "b.parquet")
+    assert [i["input"] for i in read_eval_file(tmp_path / "b.parquet")] == [i["input"] for i in items]
+
+
+def test_comparison_table_has_an_average_row_in_percent():
+    scores = {
+        "base": {"a": {"em": 0.0, "f1": 0.5, "subem": 0.5}, "b": {"em": 1.0, "f1": 1.0, "subem": 1.0}},
+        "trained": {"a": {"em": 0.5, "f1": 0.5, "subem": 1.0}, "b": {"em": 1.0, "f1": 1.0, "subem": 1.0}},
+    }
+    table = comparison_table(scores)
+    assert table.loc["average", ("base", "f1")] == 75.0 and table.loc["a", ("trained", "subem")] == 100.0
