@@ -9,11 +9,51 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from .models import BUNDLED_EMBEDDER, BUNDLED_POLICY
+
+
+@dataclass(frozen=True)
+class DPOSettings:
+    """The training knobs; defaults are the reference's (METHOD.md section 6)."""
+
+    beta: float = 0.1
+    """DPO temperature on the log-ratio margin."""
+    sft_weight: float = 0.1
+    """Weight of the NLL term on chosen responses (ftx: 0.1 for Llama-3.1, 0.2 for Qwen2.5)."""
+    learning_rate: float = 2e-5
+    """AdamW peak learning rate."""
+    epochs: float = 2.0
+    """Passes over the training pairs."""
+    warmup: float = 0.1
+    """Share of steps with linear warmup, then cosine decay."""
+    batch_size: int = 1
+    """Pairs per device per step."""
+    grad_accum: int = 1
+    """Gradient accumulation steps."""
+    max_length: int = 8500
+    """Cutoff in tokens for prompt plus response."""
+    val_size: float = 0.1
+    """Share of pairs held out for evaluation during training."""
+    lora_rank: int = 8
+    """LoRA rank on every linear layer."""
+    lora_alpha: int = 16
+    """LoRA scaling numerator."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA path."""
+    quantization: str = "4bit"
+    """`4bit` (QLoRA, NF4, double quantization, bf16 compute; needs CUDA) or `none` (plain LoRA)."""
+    gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass (memory for time)."""
+    logging_steps: int = 1
+    """Steps between logged losses."""
+    deepspeed: str | None = None
+    """DeepSpeed config for multi-GPU runs under `accelerate launch` (configs/deepspeed_zero2.json), or None."""
+    seed: int = 42
+    """Seed of the split, the data order and the LoRA initialisation (training takes the run's seed)."""
 
 
 @dataclass(frozen=True)
@@ -80,34 +120,8 @@ class Profile:
     """vLLM prefix caching (the long shared document prefix)."""
     max_prompt_length: int = 8192
     """DPO prompt budget in tokens (METHOD.md section 5)."""
-    dpo_beta: float = 0.1
-    """DPO temperature on the log-ratio margin (METHOD.md section 6)."""
-    sft_weight: float = 0.1
-    """Weight of the SFT (NLL on chosen) term: 0.1 for Llama-3.1, 0.2 for Qwen2.5."""
-    dpo_learning_rate: float = 2e-5
-    """AdamW peak learning rate of DPO."""
-    dpo_epochs: float = 2.0
-    """DPO passes over the training pairs."""
-    dpo_warmup: float = 0.1
-    """Share of DPO steps with linear warmup (cosine decay after)."""
-    dpo_batch_size: int = 1
-    """Pairs per device per DPO step."""
-    dpo_grad_accum: int = 1
-    """Gradient accumulation steps of DPO."""
-    dpo_max_length: int = 8500
-    """DPO cutoff in tokens for prompt plus response."""
-    dpo_val_size: float = 0.1
-    """Share of pairs held out for validation during DPO."""
-    lora_rank: int = 8
-    """LoRA rank on every linear layer."""
-    lora_alpha: int = 16
-    """LoRA scaling numerator."""
-    lora_dropout: float = 0.0
-    """Dropout on the LoRA path."""
-    quantization: str = "4bit"
-    """`4bit` (QLoRA via bitsandbytes, CUDA only) or `none` (LoRA)."""
-    gradient_checkpointing: bool = True
-    """Recompute activations in the backward pass (memory for time)."""
+    dpo: DPOSettings = field(default_factory=DPOSettings)
+    """DPO and LoRA settings (METHOD.md section 6); override with `--set dpo.beta=0.2`."""
     eval_data: str = "data/sample/eval"
     """Evaluation folder (or file) in LongBench format: `input`, `context`, `answers` (JSONL or parquet)."""
     eval_max_input_len: int = 100_000
@@ -119,6 +133,26 @@ class Profile:
     seed: int = 42
     """The one seed of the run."""
 
+
+CPU_TINY = Profile(
+    name="cpu-tiny",
+    policy_model=BUNDLED_POLICY,
+    policy_adapter="data/warmstart_adapter",
+    embedding_model=BUNDLED_EMBEDDER,
+    backend="hf",
+    dtype="float32",
+    chunk_size=160,
+    top_k=3,
+    rounds=8,
+    probe_max_new_tokens=96,
+    max_new_tokens=64,
+    rollout_batch=16,
+    gen_batch_size=16,
+    max_prompt_length=1024,
+    dpo=DPOSettings(quantization="none", gradient_checkpointing=False, learning_rate=5e-5, epochs=1.0, max_length=1200),
+    eval_max_input_len=1024,
+    eval_max_new_tokens=64,
+)
 
 PROFILES: dict[str, Profile] = {
     "paper": Profile(),
@@ -133,54 +167,20 @@ PROFILES: dict[str, Profile] = {
         gen_batch_size=8,
         max_model_len=16384,
         max_prompt_length=6144,
-        sft_weight=0.2,
-        dpo_max_length=6800,
+        dpo=DPOSettings(sft_weight=0.2, max_length=6800),
     ),
-    "cpu-tiny": Profile(
-        name="cpu-tiny",
-        policy_model=BUNDLED_POLICY,
-        policy_adapter="data/warmstart_adapter",
-        embedding_model=BUNDLED_EMBEDDER,
-        backend="hf",
-        dtype="float32",
-        chunk_size=160,
-        top_k=3,
-        rounds=8,
-        probe_max_new_tokens=96,
-        max_new_tokens=64,
-        rollout_batch=16,
-        gen_batch_size=16,
-        max_prompt_length=1024,
-        quantization="none",
-        gradient_checkpointing=False,
-        dpo_learning_rate=5e-5,
-        dpo_epochs=1.0,
-        dpo_max_length=1200,
-        eval_max_input_len=1024,
-        eval_max_new_tokens=64,
-    ),
-    "smoke": Profile(
+    "cpu-tiny": CPU_TINY,
+    "smoke": replace(
+        CPU_TINY,
         name="smoke",
-        policy_model=BUNDLED_POLICY,
-        policy_adapter="data/warmstart_adapter",
-        embedding_model=BUNDLED_EMBEDDER,
-        backend="hf",
-        dtype="float32",
         max_samples=3,
         keep_invalid_probes=True,  # 24-token probes rarely finish; tests still need samples to roll out
-        chunk_size=160,
         top_k=2,
         rounds=2,
         probe_max_new_tokens=24,
         max_new_tokens=16,
         rollout_batch=2,
         gen_batch_size=4,
-        max_prompt_length=1024,
-        quantization="none",
-        gradient_checkpointing=False,
-        dpo_learning_rate=5e-5,
-        dpo_epochs=1.0,
-        dpo_max_length=1200,
         eval_max_input_len=512,
         eval_max_new_tokens=16,
         eval_max_items=2,
@@ -205,18 +205,32 @@ def _coerce(name: str, annotation: Any, text: str) -> Any:
     raise ValueError(f"--set {name}={text}: unsupported type")
 
 
+def _apply(settings: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
+    """A copy of a settings dataclass with overrides; `outer.inner` keys reach nested settings."""
+    hints = typing.get_type_hints(type(settings))
+    known = {f.name for f in fields(settings)}
+    changes, nested = {}, {}
+    for key, value in overrides.items():
+        outer, dot, inner = key.partition(".")
+        if outer not in known or (dot and not dataclasses.is_dataclass(getattr(settings, outer))):
+            names = ", ".join(prefix + k for k in sorted(known))
+            raise ValueError(f"--set {prefix}{key}: unknown setting; known: {names}")
+        if dot:
+            nested.setdefault(outer, {})[inner] = value
+        elif isinstance(value, str) and hints[key] is not str:
+            changes[key] = _coerce(prefix + key, hints[key], value)
+        else:
+            changes[key] = value
+    for outer, inner in nested.items():
+        changes[outer] = _apply(getattr(settings, outer), inner, f"{prefix}{outer}.")
+    return replace(settings, **changes)
+
+
 def get_profile(name: str, overrides: dict[str, Any] | None = None) -> Profile:
     """The named profile with overrides applied; strings (from `--set`) are parsed to the field's type."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
-    hints = typing.get_type_hints(Profile)
-    known = {f.name for f in fields(Profile)}
-    changes = {}
-    for key, value in (overrides or {}).items():
-        if key not in known:
-            raise ValueError(f"--set {key}: unknown setting; known: {', '.join(sorted(known))}")
-        changes[key] = _coerce(key, hints[key], value) if isinstance(value, str) and hints[key] is not str else value
-    return replace(PROFILES[name], **changes)
+    return _apply(PROFILES[name], overrides or {})
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:

@@ -10,52 +10,15 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .config import DPOSettings, project_path
 from .data import read_records, write_json
 from .pairs import to_trl
-
-
-@dataclass(frozen=True)
-class DPOSettings:
-    """The training knobs; defaults are the reference's (METHOD.md section 6)."""
-
-    beta: float = 0.1
-    """DPO temperature on the log-ratio margin."""
-    sft_weight: float = 0.1
-    """Weight of the NLL term on chosen responses (ftx: 0.1 for Llama-3.1, 0.2 for Qwen2.5)."""
-    learning_rate: float = 2e-5
-    """AdamW peak learning rate."""
-    epochs: float = 2.0
-    """Passes over the training pairs."""
-    warmup: float = 0.1
-    """Share of steps with linear warmup, then cosine decay."""
-    batch_size: int = 1
-    """Pairs per device per step."""
-    grad_accum: int = 1
-    """Gradient accumulation steps."""
-    max_length: int = 8500
-    """Cutoff in tokens for prompt plus response."""
-    val_size: float = 0.1
-    """Share of pairs held out for evaluation during training."""
-    lora_rank: int = 8
-    """LoRA rank on every linear layer."""
-    lora_alpha: int = 16
-    """LoRA scaling numerator."""
-    lora_dropout: float = 0.0
-    """Dropout on the LoRA path."""
-    quantization: str = "4bit"
-    """`4bit` (QLoRA, NF4, double quantization, bf16 compute; needs CUDA) or `none` (plain LoRA)."""
-    gradient_checkpointing: bool = True
-    """Recompute activations in the backward pass (memory for time)."""
-    logging_steps: int = 1
-    """Steps between logged losses."""
-    seed: int = 42
-    """Seed of the split, the data order and the LoRA initialisation."""
 
 
 def lora_config(settings: DPOSettings) -> Any:
@@ -114,6 +77,7 @@ def dpo_config_kwargs(settings: DPOSettings, output_dir: str, cuda: bool, has_ev
         "report_to": "none",
         "seed": settings.seed,
         "dataloader_num_workers": 0,
+        **({"deepspeed": settings.deepspeed} if settings.deepspeed else {}),
     }
 
 
@@ -229,21 +193,48 @@ def train_dpo(
 
 
 def dpo_settings(profile: Any) -> DPOSettings:
-    """The DPO settings of a run profile."""
-    return DPOSettings(
-        beta=profile.dpo_beta,
-        sft_weight=profile.sft_weight,
-        learning_rate=profile.dpo_learning_rate,
-        epochs=profile.dpo_epochs,
-        warmup=profile.dpo_warmup,
-        batch_size=profile.dpo_batch_size,
-        grad_accum=profile.dpo_grad_accum,
-        max_length=profile.dpo_max_length,
-        val_size=profile.dpo_val_size,
-        lora_rank=profile.lora_rank,
-        lora_alpha=profile.lora_alpha,
-        lora_dropout=profile.lora_dropout,
-        quantization=profile.quantization,
-        gradient_checkpointing=profile.gradient_checkpointing,
-        seed=profile.seed,
-    )
+    """The DPO settings of a run profile, with the run's seed and the DeepSpeed path resolved."""
+    deepspeed = str(project_path(profile.dpo.deepspeed)) if profile.dpo.deepspeed else None
+    return replace(profile.dpo, seed=profile.seed, deepspeed=deepspeed)
+
+
+LLAMAFACTORY_TEMPLATES = {"llama-3": "llama3", "qwen2": "qwen", "smollm": "chatml"}
+
+
+def llamafactory_yaml(settings: DPOSettings, policy_model: str, dataset_dir: str, name: str = "longmab_dpo") -> str:
+    """A LLaMA-Factory DPO training config equivalent to our settings, for users who prefer that trainer."""
+    import yaml
+
+    lowered = policy_model.lower().replace("llama-3.1", "llama-3").replace("qwen2.5", "qwen2")
+    template = next((t for key, t in LLAMAFACTORY_TEMPLATES.items() if key in lowered), "default")
+    config = {
+        "model_name_or_path": policy_model,
+        "stage": "dpo",
+        "do_train": True,
+        "finetuning_type": "lora",
+        "lora_target": "all",
+        "lora_rank": settings.lora_rank,
+        "lora_alpha": settings.lora_alpha,
+        "lora_dropout": settings.lora_dropout,
+        "pref_beta": settings.beta,
+        "pref_loss": "sigmoid",
+        "pref_ftx": settings.sft_weight,
+        "quantization_bit": 4 if settings.quantization == "4bit" else None,
+        "dataset": name,
+        "dataset_dir": dataset_dir,
+        "template": template,
+        "cutoff_len": settings.max_length,
+        "val_size": settings.val_size,
+        "output_dir": f"saves/{name}",
+        "per_device_train_batch_size": settings.batch_size,
+        "gradient_accumulation_steps": settings.grad_accum,
+        "learning_rate": settings.learning_rate,
+        "num_train_epochs": settings.epochs,
+        "lr_scheduler_type": "cosine",
+        "warmup_ratio": settings.warmup,
+        "bf16": True,
+        "gradient_checkpointing": settings.gradient_checkpointing,
+        "seed": settings.seed,
+        "deepspeed": settings.deepspeed,
+    }
+    return yaml.safe_dump({k: v for k, v in config.items() if v is not None}, sort_keys=False)

@@ -92,6 +92,7 @@ def load_tokenizer(profile: Profile):
 
 def pairs(profile: Profile, run_dir: str | os.PathLike) -> dict:
     """Preference pairs from `rollout.jsonl`; writes `pairs.jsonl`, the TRL and LLaMA-Factory exports (METHOD.md 5)."""
+    from .dpo import dpo_settings, llamafactory_yaml
     from .pairs import run_pairs
 
     rollout_path = Path(run_dir) / "rollout.jsonl"
@@ -106,7 +107,10 @@ def pairs(profile: Profile, run_dir: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"{data} has no sample {missing[0]!r} from the rollout ({len(missing)} missing)")
     record_settings(run_dir, "pairs", profile)
     records = [{**r, "context": contexts[r["id"]]} for r in rollouts]
-    return run_pairs(records, load_tokenizer(profile), profile.seed, profile.max_prompt_length, run_dir)
+    summary = run_pairs(records, load_tokenizer(profile), profile.seed, profile.max_prompt_length, run_dir)
+    folder = (Path(run_dir) / "llamafactory").resolve()
+    (folder / "train_dpo.yaml").write_text(llamafactory_yaml(dpo_settings(profile), profile.policy_model, str(folder)))
+    return summary
 
 
 def train(profile: Profile, run_dir: str | os.PathLike) -> dict:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from longmab_utils import __main__ as cli
-from longmab_utils import generation
+from longmab_utils import generation, pipeline
+from longmab_utils.config import get_profile
 from longmab_utils.data import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,3 +90,11 @@ def test_rollout_is_deterministic_and_survives_sigkill(probed, tmp_path):
     resumed = subprocess.run(command("rollout", tmp_path / "c"), cwd=ROOT, env=ENV, capture_output=True)
     assert resumed.returncode == 0, resumed.stderr.decode()
     assert partial.read_bytes() == reference
+
+
+def test_pairs_step_reads_the_rollout_and_writes_every_export(probed, tmp_path):
+    finish(rollout_into(probed, tmp_path / "run"))
+    summary = pipeline.pairs(get_profile("smoke"), tmp_path / "run")
+    assert summary["samples"] == 3 and summary["pairs"] + sum(summary["skipped"].values()) == 3
+    for name in ("pairs.jsonl", "pairs_trl.jsonl", "pairs_summary.json", "llamafactory/train_dpo.yaml"):
+        assert (tmp_path / "run" / name).exists(), name

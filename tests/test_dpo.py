@@ -15,6 +15,7 @@ from longmab_utils.dpo import (
     dpo_config_kwargs,
     dpo_settings,
     leading_bos,
+    llamafactory_yaml,
     lora_config,
     quantization_config,
     split_pairs,
@@ -121,3 +122,15 @@ def test_one_dpo_step_on_cpu_saves_an_adapter_that_changes_the_logits(tmp_path):
         trained, _ = load_policy(BUNDLED_POLICY, adapter=str(adapter), dtype="float32")
         after = trained(ids).logits
     assert not torch.allclose(before, after)
+
+
+def test_llamafactory_yaml_mirrors_the_settings():
+    import yaml
+
+    text = llamafactory_yaml(dpo_settings(get_profile("paper")), "meta-llama/Llama-3.1-8B-Instruct", "/data/lf")
+    config = yaml.safe_load(text)
+    assert config["stage"] == "dpo" and config["template"] == "llama3" and config["pref_ftx"] == 0.1
+    assert config["pref_beta"] == 0.1 and config["cutoff_len"] == 8500 and config["quantization_bit"] == 4
+    assert config["dataset"] == "longmab_dpo" and config["dataset_dir"] == "/data/lf"
+    qwen = yaml.safe_load(llamafactory_yaml(dpo_settings(get_profile("gpu-16gb")), "Qwen/Qwen2.5-3B-Instruct", "d"))
+    assert qwen["template"] == "qwen" and qwen["pref_ftx"] == 0.2
