@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	touch $(STAMP)
 
 test: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check --quiet .
 	$(OFFLINE) $(BIN)/python -m pytest -q
 
 bench: setup

@@ -153,7 +153,9 @@ def load_policy(
 
         if not (Path(folder) / "adapter_config.json").is_file():
             raise ModelNotAvailable(f"no LoRA adapter at {folder} (expected adapter_config.json there)")
-        model = PeftModel.from_pretrained(model, folder).merge_and_unload()
+        with warnings.catch_warnings():  # PEFT still calls a transformers method deprecated in 5.x
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model = PeftModel.from_pretrained(model, folder).merge_and_unload()
     return model, tokenizer
 
 

@@ -51,6 +51,7 @@ def probed(tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.mark.models
 def test_probe_writes_priors_for_every_kept_sample(probed):
     records = read_records(probed / "priors.jsonl")
     assert len(records) == 3
@@ -72,6 +73,7 @@ def finish(process: subprocess.Popen) -> None:
     assert process.returncode == 0, err.decode()
 
 
+@pytest.mark.models
 def test_rollout_is_deterministic_and_survives_sigkill(probed, tmp_path):
     for name in ("a", "b"):
         finish(rollout_into(probed, tmp_path / name))
@@ -92,6 +94,7 @@ def test_rollout_is_deterministic_and_survives_sigkill(probed, tmp_path):
     assert partial.read_bytes() == reference
 
 
+@pytest.mark.models
 def test_pairs_step_reads_the_rollout_and_writes_every_export(probed, tmp_path):
     finish(rollout_into(probed, tmp_path / "run"))
     summary = pipeline.pairs(get_profile("smoke"), tmp_path / "run")

@@ -95,6 +95,7 @@ def tokenizer():
     return load_policy(BUNDLED_POLICY, dtype="float32")[1]
 
 
+@pytest.mark.models
 def test_check_pairs_reports_broken_pairs(tokenizer):
     broken = [dict(PAIRS[0], rejected=PAIRS[0]["chosen"], rejected_score=1.0)]
     report = check_pairs(PAIRS + broken, tokenizer, max_length=20)
@@ -104,6 +105,7 @@ def test_check_pairs_reports_broken_pairs(tokenizer):
         check_pairs([], tokenizer, 100)
 
 
+@pytest.mark.models
 def test_one_dpo_step_on_cpu_saves_an_adapter_that_changes_the_logits(tmp_path):
     pairs_path = tmp_path / "pairs.jsonl"
     pairs_path.write_text("".join(json.dumps(p) + "\n" for p in PAIRS))

@@ -89,6 +89,7 @@ PROMPTS = [
 ]
 
 
+@pytest.mark.models
 def test_encoding_adds_no_second_bos_to_the_templated_prompt(generator):
     tokenizer = generator.tokenizer
     for messages, ids in zip(PROMPTS, generator.encode(PROMPTS)):
@@ -96,6 +97,7 @@ def test_encoding_adds_no_second_bos_to_the_templated_prompt(generator):
         assert ids == list(templated["input_ids"] if hasattr(templated, "keys") else templated)
 
 
+@pytest.mark.models
 def test_hf_generation_is_deterministic_for_a_seed_and_keeps_prompt_order(generator):
     sampling = SamplingConfig(max_new_tokens=8, seed=5)
     first = generator.generate(PROMPTS, sampling)
