@@ -73,31 +73,36 @@ def finish(process: subprocess.Popen) -> None:
     assert process.returncode == 0, err.decode()
 
 
-@pytest.mark.models
-def test_rollout_is_deterministic_and_survives_sigkill(probed, tmp_path):
-    for name in ("a", "b"):
-        finish(rollout_into(probed, tmp_path / name))
-    reference = (tmp_path / "a" / "rollout.jsonl").read_bytes()
-    assert reference == (tmp_path / "b" / "rollout.jsonl").read_bytes()
-    assert len(reference.splitlines()) == 3
+@pytest.fixture(scope="module")
+def rolled(probed, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("rolled") / "run"
+    finish(rollout_into(probed, run_dir))
+    return run_dir
 
-    killed = rollout_into(probed, tmp_path / "c")
-    partial = tmp_path / "c" / "rollout.jsonl"
+
+@pytest.mark.models
+def test_rollout_is_deterministic_and_survives_sigkill(probed, rolled, tmp_path):
+    reference = (rolled / "rollout.jsonl").read_bytes()
+    assert len(reference.splitlines()) == 3
+    finish(rollout_into(probed, tmp_path / "again"))
+    assert (tmp_path / "again" / "rollout.jsonl").read_bytes() == reference
+
+    killed = rollout_into(probed, tmp_path / "killed")
+    partial = tmp_path / "killed" / "rollout.jsonl"
     while killed.poll() is None and not (partial.exists() and partial.read_bytes().count(b"\n") >= 1):
         time.sleep(0.02)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert killed.returncode == -signal.SIGKILL, "the rollout finished before it could be killed"
     assert partial.read_bytes() != reference
-    resumed = subprocess.run(command("rollout", tmp_path / "c"), cwd=ROOT, env=ENV, capture_output=True)
+    resumed = subprocess.run(command("rollout", tmp_path / "killed"), cwd=ROOT, env=ENV, capture_output=True)
     assert resumed.returncode == 0, resumed.stderr.decode()
     assert partial.read_bytes() == reference
 
 
 @pytest.mark.models
-def test_pairs_step_reads_the_rollout_and_writes_every_export(probed, tmp_path):
-    finish(rollout_into(probed, tmp_path / "run"))
-    summary = pipeline.pairs(get_profile("smoke"), tmp_path / "run")
+def test_pairs_step_reads_the_rollout_and_writes_every_export(rolled):
+    summary = pipeline.pairs(get_profile("smoke"), rolled)
     assert summary["samples"] == 3 and summary["pairs"] + sum(summary["skipped"].values()) == 3
     for name in ("pairs.jsonl", "pairs_trl.jsonl", "pairs_summary.json", "llamafactory/train_dpo.yaml"):
-        assert (tmp_path / "run" / name).exists(), name
+        assert (rolled / name).exists(), name

@@ -110,7 +110,13 @@ def test_one_dpo_step_on_cpu_saves_an_adapter_that_changes_the_logits(tmp_path):
     pairs_path = tmp_path / "pairs.jsonl"
     pairs_path.write_text("".join(json.dumps(p) + "\n" for p in PAIRS))
     settings = DPOSettings(
-        quantization="none", gradient_checkpointing=False, epochs=1, batch_size=2, learning_rate=1e-3, max_length=256
+        quantization="none",
+        gradient_checkpointing=False,
+        epochs=1,
+        batch_size=2,
+        learning_rate=1e-3,
+        warmup=0.0,  # with warmup the only step would run at learning rate 0
+        max_length=256,
     )
     result = train_dpo(pairs_path, BUNDLED_POLICY, tmp_path, settings, dtype="float32")
     losses = [entry["loss"] for entry in result["log"] if "loss" in entry]
