@@ -1,4 +1,4 @@
-"""Batched HF generation against one prompt at a time, bundled SmolLM2-135M on CPU: 16 rollout-sized prompts."""
+"""Batched HF generation against one prompt at a time, bundled SmolLM2-135M on CPU: 16 cpu-tiny rollout prompts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from longmab_utils.pipeline import load_samples
 from longmab_utils.prompts import cot_answer_prompt, user_message
 
 GOAL = 2.0
-PROMPTS, NEW_TOKENS, CONTEXT_CHARS = 16, 32, 1800
+PROMPTS, NEW_TOKENS, CONTEXT_CHARS = 16, 64, 1800
 
 
 def main() -> dict[str, float]:
