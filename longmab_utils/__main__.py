@@ -9,11 +9,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import pipeline
 from .config import PROFILES, get_profile, parse_overrides
 from .data import DataError
 from .models import ModelNotAvailable
+from .reproduce import NotebookFailed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     steps = parser.add_subparsers(dest="step", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--profile", default="cpu-tiny", choices=sorted(PROFILES), help="settings profile")
-    common.add_argument("--run-dir", required=True, help="folder for this run's artifacts")
+    common.add_argument("--run-dir", help="folder for this run's artifacts (required except for reproduce)")
     common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a profile field")
     probe = steps.add_parser("probe", parents=[common], help="chunk, probe and write priors.jsonl")
     probe.add_argument("--data", help="training samples JSONL (default: the profile's)")
@@ -33,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = steps.add_parser("evaluate", parents=[common], help="base vs trained on LongBench-format sets")
     evaluate.add_argument("--adapter", help="trained adapter folder (default: RUN_DIR/adapter when present)")
     evaluate.add_argument("--data", help="evaluation folder or file (default: the profile's eval_data)")
+    course = steps.add_parser("reproduce", parents=[common], help="execute the course notebooks with papermill")
+    course.add_argument("--from", dest="start", metavar="NN", help="restart from notebook NN (needs --run-dir)")
+    course.add_argument("--cell-timeout", type=int, default=3600, help="seconds one notebook cell may run")
     merge = steps.add_parser("merge", parents=[common], help="merge rollout shards into rollout.jsonl")
     merge.add_argument("--shards", type=int, required=True, help="the N of the --shard I/N runs")
     return parser
@@ -40,7 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> dict:
     """Dispatch one parsed command to its pipeline step."""
-    profile = get_profile(args.profile, parse_overrides(args.set))
+    overrides = parse_overrides(args.set)
+    if args.step == "reproduce":
+        from .reproduce import reproduce
+
+        run_dir = Path(args.run_dir) if args.run_dir else None
+        return reproduce(args.profile, overrides, run_dir, args.start, cell_timeout=args.cell_timeout)["metrics"]
+    if not args.run_dir:
+        raise ValueError(f"{args.step} needs --run-dir")
+    profile = get_profile(args.profile, overrides)
     if args.step == "probe":
         return pipeline.probe(profile, args.run_dir, args.data)
     if args.step == "rollout":
@@ -55,13 +68,16 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a step and print its summary; known problems end with a one-line error and exit code 2."""
+    """Run a step and print its summary; bad input exits 2, a failed notebook 1, each with a one-line error."""
     args = build_parser().parse_args(argv)
     try:
         summary = run(args)
     except (DataError, ModelNotAvailable, pipeline.RunDirConflict, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except NotebookFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: finished batches are saved; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -141,17 +141,32 @@ CPU_TINY = Profile(
     embedding_model=BUNDLED_EMBEDDER,
     backend="hf",
     dtype="float32",
-    chunk_size=160,
-    top_k=4,
+    data="data/sample/tiny/train.jsonl",
+    max_samples=24,
+    chunk_size=100,
+    top_k=3,
     rounds=8,
     probe_max_new_tokens=96,
     max_new_tokens=64,
     rollout_batch=16,
     gen_batch_size=16,
-    max_prompt_length=1024,
-    dpo=DPOSettings(quantization="none", gradient_checkpointing=False, learning_rate=5e-5, max_length=1200),
+    max_prompt_length=384,
+    dpo=DPOSettings(quantization="none", gradient_checkpointing=False, learning_rate=1e-4, epochs=1.0, max_length=600),
+    eval_data="data/sample/tiny/eval",
     eval_max_input_len=1024,
     eval_max_new_tokens=64,
+)
+
+CPU_LONG = replace(
+    CPU_TINY,
+    name="cpu-long",
+    data="data/sample/train.jsonl",
+    max_samples=None,
+    chunk_size=160,
+    top_k=4,
+    max_prompt_length=1024,
+    dpo=replace(CPU_TINY.dpo, learning_rate=5e-5, epochs=2.0, max_length=1200),
+    eval_data="data/sample/eval",
 )
 
 PROFILES: dict[str, Profile] = {
@@ -170,6 +185,7 @@ PROFILES: dict[str, Profile] = {
         dpo=DPOSettings(sft_weight=0.2, max_length=6800),
     ),
     "cpu-tiny": CPU_TINY,
+    "cpu-long": CPU_LONG,
     "smoke": replace(
         CPU_TINY,
         name="smoke",
@@ -231,6 +247,12 @@ def get_profile(name: str, overrides: dict[str, Any] | None = None) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
     return _apply(PROFILES[name], overrides or {})
+
+
+def notebook_profile(name: str, seed: int, overrides: dict[str, Any] | None = None, **knobs: Any) -> Profile:
+    """The profile a notebook runs: its parameters seed, overrides and chapter knobs (None keeps the profile's)."""
+    chosen = {key: value for key, value in knobs.items() if value is not None}
+    return get_profile(name, {**(overrides or {}), **chosen, "seed": seed})
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:

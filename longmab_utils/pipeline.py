@@ -49,6 +49,10 @@ def probe(profile: Profile, run_dir: str | os.PathLike, data: str | None = None)
     from .probe import run_probe
 
     samples = load_samples(profile, data)
+    if (Path(run_dir) / "priors.jsonl").exists() and (Path(run_dir) / "probe_summary.json").exists():
+        record_settings(run_dir, "priors", profile, data=str(data or profile.data))
+        print(f"{run_dir}/priors.jsonl was made with these settings; reusing it")
+        return read_json(Path(run_dir) / "probe_summary.json")
     if (Path(run_dir) / "rollout.jsonl").exists():
         raise RunDirConflict(f"{run_dir} already has a rollout; new priors would not match it. Use a new --run-dir")
     record_settings(run_dir, "priors", profile, data=str(data or profile.data))
@@ -114,7 +118,7 @@ def pairs(profile: Profile, run_dir: str | os.PathLike) -> dict:
 
 
 def train(profile: Profile, run_dir: str | os.PathLike) -> dict:
-    """DPO on `pairs.jsonl` (QLoRA on CUDA, LoRA on CPU); writes `adapter/` and its training curves."""
+    """DPO on `pairs.jsonl` (QLoRA on CUDA, LoRA on CPU); writes `adapter/`, its curves and `train_summary.json`."""
     from .dpo import dpo_settings, train_dpo
     from .plots import training_curves
 
@@ -127,14 +131,17 @@ def train(profile: Profile, run_dir: str | os.PathLike) -> dict:
     training_curves(result["log"], Path(run_dir) / "adapter" / "training_curves.png")
     steps = [e for e in result["log"] if "loss" in e]
     checks = {k: v for k, v in result["checks"].items() if k != "token_lengths"}
-    return {
+    summary = {
         "train_pairs": result["train_pairs"],
         "val_pairs": result["val_pairs"],
+        "steps": len(steps),
         "checks": checks,
         "first_loss": steps[0]["loss"],
         "last_loss": steps[-1]["loss"],
         "last_reward_margin": steps[-1].get("rewards/margins"),
     }
+    write_json(Path(run_dir) / "adapter" / "train_summary.json", summary)
+    return summary
 
 
 def evaluate(profile: Profile, run_dir: str | os.PathLike, adapter: str | None = None, data: str | None = None) -> dict:

@@ -50,3 +50,160 @@ def evaluation_bars(table: Any, path: str | os.PathLike, metric: str = "f1") -> 
     ax.set(ylabel=f"{metric.upper()} (%)", title=f"{metric.upper()} by evaluation set")
     ax.figure.tight_layout()
     return save(ax.figure, path)
+
+
+def chunk_offsets(context: str, chunks: Sequence[str]) -> list[tuple[int, int]]:
+    """Character (start, end) of each chunk in its context; overlapping chunks share text."""
+    spans, cursor = [], 0
+    for chunk in chunks:
+        start = context.find(chunk, cursor)
+        if start < 0:
+            raise ValueError("a chunk is not a substring of the context")
+        spans.append((start, start + len(chunk)))
+        cursor = start + 1
+    return spans
+
+
+def chunk_html(context: str, chunks: Sequence[str], evidence: Sequence[str] = ()) -> str:
+    """The context as HTML: chunks in alternating colours, overlaps underlined, evidence sentences in bold red."""
+    spans = chunk_offsets(context, chunks)
+    palette = ("#dbeafe", "#fef3c7", "#dcfce7", "#fce7f3")
+    marks = [(context.find(e), context.find(e) + len(e)) for e in evidence if e in context]
+    bounds = sorted({0, len(context), *(p for span in spans + marks for p in span)})
+    html = []
+    for start, end in zip(bounds, bounds[1:]):
+        owners = [i for i, (a, b) in enumerate(spans) if a <= start and end <= b]
+        style = f"background:{palette[owners[-1] % len(palette)]};" if owners else ""
+        style += "text-decoration:underline double;" if len(owners) > 1 else ""
+        style += "color:#b91c1c;font-weight:bold;" if any(a <= start and end <= b for a, b in marks) else ""
+        text = context[start:end].replace("&", "&amp;").replace("<", "&lt;")
+        html.append(f'<span style="{style}" title="chunk {owners}">{text}</span>')
+    return '<div style="font-family:serif;line-height:1.6">' + "".join(html) + "</div>"
+
+
+def chunk_map(
+    context: str, chunks: Sequence[str], evidence: Sequence[str], path: str | os.PathLike, title: str = ""
+) -> Any:
+    """Each chunk as a bar over the context's characters, overlaps visible, evidence sentences as red bands."""
+    spans = chunk_offsets(context, chunks)
+    fig, ax = plt.subplots(figsize=(10, 0.35 * len(spans) + 1.2))
+    for i, (start, end) in enumerate(spans):
+        ax.barh(i, end - start, left=start, color=f"C{i % 2}", alpha=0.7)
+    for sentence in evidence:
+        at = context.find(sentence)
+        if at >= 0:
+            ax.axvspan(at, at + len(sentence), color="red", alpha=0.25)
+    ax.invert_yaxis()
+    ax.set(xlabel="character position in the context", ylabel="chunk", title=title or "chunks (red: evidence)")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def chunk_length_histogram(lengths: Sequence[int], budget: int, path: str | os.PathLike) -> Any:
+    """Histogram of chunk lengths in tokens against the chunk budget."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.hist(lengths, bins=20, color="C0")
+    ax.axvline(budget, color="red", ls="--", label=f"chunk_size = {budget}")
+    ax.set(xlabel="tokens per chunk", ylabel="chunks", title="chunk lengths")
+    ax.legend()
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def ucb_bonus_curves(bonus: Any, path: str | os.PathLike, counts: int = 30) -> Any:
+    """The exploration bonus against an arm's pull count, for a few values of t."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    pulls = list(range(1, counts + 1))
+    for t in (10, 100, 1000):
+        ax.plot(pulls, [bonus(t, c) for c in pulls], label=f"t = {t}")
+    ax.set(xlabel="pulls of the arm (c)", ylabel="bonus sqrt(2 ln t / c)", title="exploration bonus")
+    ax.legend()
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def regret_curves(curves: dict[str, Any], path: str | os.PathLike, title: str) -> Any:
+    """Mean cumulative regret per round for each policy, with a band of one standard error."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, runs in curves.items():
+        runs = np.asarray(runs)
+        mean, se = runs.mean(axis=0), runs.std(axis=0) / np.sqrt(len(runs))
+        rounds = np.arange(1, runs.shape[1] + 1)
+        ax.plot(rounds, mean, label=name)
+        ax.fill_between(rounds, mean - se, mean + se, alpha=0.2)
+    ax.set(xlabel="round", ylabel="cumulative regret", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def priors_vs_evidence(
+    priors: Sequence[float], evidence_chunks: Sequence[Sequence[int]], path: str | os.PathLike
+) -> Any:
+    """Arm priors per chunk, evidence chunks in red."""
+    gold = {i for group in evidence_chunks for i in group}
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar(range(len(priors)), priors, color=["C3" if i in gold else "C0" for i in range(len(priors))])
+    ax.set(xlabel="chunk", ylabel="prior (cosine)", title="priors (red: chunks holding evidence)")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def rollout_trajectory(record: dict, path: str | os.PathLike) -> Any:
+    """One sample's rollout: value per chunk by round, which chunks were pulled, and the reward per round."""
+    import numpy as np
+
+    gold = {i for group in record["evidence_chunks"] for i in group}
+    rounds = record["rounds"]
+    values = np.array([r["values"] for r in rounds])
+    pulled = np.zeros((record["n_chunks"], len(rounds)))
+    for j, r in enumerate(rounds):
+        pulled[r["selected"], j] = 1
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for i in range(record["n_chunks"]):
+        style = {"color": "C3", "lw": 2} if i in gold else {"color": "grey", "lw": 0.8}
+        axes[0].plot(range(1, len(rounds) + 1), values[:, i], **style)
+    axes[0].set(xlabel="round", ylabel="value estimate", title="values (red: evidence chunks)")
+    axes[1].imshow(pulled, aspect="auto", cmap="Blues", extent=(0.5, len(rounds) + 0.5, record["n_chunks"] - 0.5, -0.5))
+    axes[1].set(xlabel="round", ylabel="chunk", title=f"pulled chunks (evidence: {sorted(gold)})")
+    axes[2].bar(range(1, len(rounds) + 1), [r["reward"] for r in rounds])
+    axes[2].set(xlabel="round", ylabel="reward", ylim=(0, 1.05), title="reward per round")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def reward_by_round(mean_by_round: Sequence[float], path: str | os.PathLike) -> Any:
+    """Mean rollout reward over samples, per round."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(range(1, len(mean_by_round) + 1), mean_by_round, "-o")
+    ax.set(xlabel="round", ylabel="mean reward", ylim=(0, 1), title="mean reward by round")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def pair_distributions(summary: dict, path: str | os.PathLike) -> Any:
+    """Chosen and rejected pair scores, and the token lengths of prompts and responses."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+    bins = [i / 10 for i in range(11)]
+    axes[0].hist([summary["chosen_scores"], summary["rejected_scores"]], bins=bins, label=["chosen", "rejected"])
+    axes[0].set(xlabel="pair score ((SubEM + F1) / 2 of the extracted answer)", ylabel="pairs", title="pair scores")
+    axes[0].legend()
+    tokens = summary["tokens"]
+    axes[1].hist([tokens["chosen"], tokens["rejected"]], bins=15, label=["chosen", "rejected"])
+    axes[1].set(xlabel="response tokens", ylabel="pairs", title="response lengths")
+    axes[1].legend()
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def token_length_histogram(lengths: Sequence[int], max_length: int, path: str | os.PathLike) -> Any:
+    """Prompt-plus-response token lengths of the DPO examples against the training cutoff."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.hist(lengths, bins=20, color="C2")
+    ax.axvline(max_length, color="red", ls="--", label=f"max_length = {max_length}")
+    ax.set(xlabel="prompt + response tokens", ylabel="sequences", title="DPO example lengths")
+    ax.legend()
+    fig.tight_layout()
+    return save(fig, path)

@@ -30,6 +30,7 @@ from .data import write_jsonl
 POOLS = ("main", "warmstart")
 QUESTION_TYPES = ("lookup", "bridge", "comparison")
 BUNDLED_TARGET_TOKENS = (1000, 1950)  # the last sentence may overshoot by < 50, so contexts stay within 1000-2000
+TINY_TARGET_TOKENS = (350, 560)  # the cpu-tiny set: contexts within 350-610
 CHARS_PER_TOKEN = 4
 MAX_HOPS = 3
 
@@ -903,27 +904,57 @@ def to_longbench(samples: Sequence[dict]) -> list[dict]:
     ]
 
 
-def build_bundled_data(out_dir: Path) -> list[Path]:
-    """Write the bundled sample data (train.jsonl and eval/synth_*.jsonl) under out_dir and return the paths."""
-    out_dir = Path(out_dir)
-    train = generate_samples(64, seed=0, target_tokens=BUNDLED_TARGET_TOKENS, id_prefix="train")
-    paths = [out_dir / "train.jsonl"]
+@dataclass(frozen=True)
+class Bundle:
+    """One bundled data set: a training file and three evaluation files of one length range."""
+
+    folder: str
+    train_size: int
+    eval_size: int
+    target_tokens: tuple[int, int]
+    seed: int
+
+
+BUNDLES = (
+    Bundle("", 64, 16, BUNDLED_TARGET_TOKENS, 0),
+    Bundle("tiny", 48, 8, TINY_TARGET_TOKENS, 10),
+)
+
+
+def _write_bundle(out_dir: Path, bundle: Bundle, asked: list[str]) -> list[Path]:
+    """Write one bundle's train.jsonl and eval/synth_*.jsonl, never repeating a question in `asked` (extended)."""
+    folder = out_dir / bundle.folder
+    prefix = f"{bundle.folder}-" if bundle.folder else ""
+    train = generate_samples(
+        bundle.train_size,
+        seed=bundle.seed,
+        target_tokens=bundle.target_tokens,
+        id_prefix=f"{prefix}train",
+        exclude_questions=asked,
+    )
+    paths = [folder / "train.jsonl"]
     write_jsonl(paths[0], train)
-    asked = [sample["question"] for sample in train]
+    asked += [sample["question"] for sample in train]
     for name, seed, hops, kinds in _EVAL_SETS:
         samples = generate_samples(
-            16,
-            seed=seed,
-            target_tokens=BUNDLED_TARGET_TOKENS,
+            bundle.eval_size,
+            seed=bundle.seed + seed,
+            target_tokens=bundle.target_tokens,
             hops=hops,
-            id_prefix=name,
+            id_prefix=f"{prefix}{name}",
             question_types=kinds,
             exclude_questions=asked,
         )
         asked += [sample["question"] for sample in samples]
-        paths.append(out_dir / "eval" / f"{name}.jsonl")
+        paths.append(folder / "eval" / f"{name}.jsonl")
         write_jsonl(paths[-1], to_longbench(samples))
     return paths
+
+
+def build_bundled_data(out_dir: Path) -> list[Path]:
+    """Write every bundled data set (data/sample and data/sample/tiny) under out_dir and return the paths."""
+    asked: list[str] = []
+    return [path for bundle in BUNDLES for path in _write_bundle(Path(out_dir), bundle, asked)]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -10,7 +10,9 @@ from longmab_utils.data import read_longbench, read_samples
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
 EVAL_NAMES = ("synth_bridge", "synth_comparison", "synth_lookup")
-BUNDLED = ("train.jsonl", *(f"eval/{name}.jsonl" for name in EVAL_NAMES))
+BUNDLED = tuple(
+    f"{folder}{name}" for folder in ("", "tiny/") for name in ("train.jsonl", *(f"eval/{e}.jsonl" for e in EVAL_NAMES))
+)
 OVERSHOOT = 50  # the last sentence added may pass the target by less than this (approximate tokens)
 
 
@@ -176,24 +178,33 @@ def test_cli_regenerates_the_bundled_files_byte_for_byte(tmp_path):
         assert (tmp_path / name).read_bytes() == (SAMPLE_DIR / name).read_bytes(), name
 
 
-def test_bundled_files_validate_and_do_not_overlap():
-    train = read_samples(SAMPLE_DIR / "train.jsonl")
-    evals = {name: read_longbench(SAMPLE_DIR / "eval" / f"{name}.jsonl") for name in EVAL_NAMES}
-    assert len(train) == 64 and {s["type"] for s in train} == {"bridge", "comparison"}
-    assert all(len(items) == 16 for items in evals.values())
+@pytest.mark.parametrize(
+    ("folder", "train_size", "eval_size", "low", "high"), [("", 64, 16, 1000, 2000), ("tiny", 48, 8, 350, 610)]
+)
+def test_bundled_files_validate_and_stay_in_their_length_range(folder, train_size, eval_size, low, high):
+    train = read_samples(SAMPLE_DIR / folder / "train.jsonl")
+    evals = {name: read_longbench(SAMPLE_DIR / folder / "eval" / f"{name}.jsonl") for name in EVAL_NAMES}
+    assert len(train) == train_size and {s["type"] for s in train} == {"bridge", "comparison"}
+    assert all(len(items) == eval_size for items in evals.values())
     assert {item["type"] for item in evals["synth_bridge"]} == {"bridge"}
     assert {item["type"] for item in evals["synth_comparison"]} == {"comparison"}
     assert {item["type"] for item in evals["synth_lookup"]} == {"lookup"}
     records = train + [item for items in evals.values() for item in items]
-    assert all(1000 <= synthetic.approx_tokens(r["context"]) <= 2000 for r in records)
-    ids = [r["id"] for r in records]
-    assert len(ids) == len(set(ids))
-    train_questions = {s["question"] for s in train}
-    eval_questions = [item["input"] for items in evals.values() for item in items]
-    assert not train_questions & set(eval_questions)
-    assert len(eval_questions) == len(set(eval_questions)) and len(train_questions) == len(train)
+    assert all(low <= synthetic.approx_tokens(r["context"]) <= high for r in records)
     for record in records:
         answer = record.get("answer") or record["answers"][0]
         assert answer in record["context"]
         assert all(sentence in record["context"] for sentence in record["evidence"])
         assert_evidence_apart(record)
+
+
+def test_no_question_or_id_repeats_across_all_bundled_files():
+    records = [r for name in BUNDLED for r in read_longbench_or_samples(SAMPLE_DIR / name)]
+    ids = [r["id"] for r in records]
+    questions = [r.get("question") or r["input"] for r in records]
+    assert len(ids) == len(set(ids)) and len(questions) == len(set(questions))
+
+
+def read_longbench_or_samples(path: Path) -> list[dict]:
+    """Training files as samples, evaluation files as LongBench records."""
+    return read_longbench(path) if path.parent.name == "eval" else read_samples(path)

@@ -1,0 +1,212 @@
+"""Run the course notebooks end to end with papermill: `python -m longmab_utils reproduce --profile NAME`.
+
+Each notebook executes in its own kernel (the interpreter that runs this command), in
+`notebooks/`, with `profile`, `run_dir`, `seed` and the `--set` overrides as parameters. Executed
+copies go to `RUN_DIR/executed/`; `RUN_DIR/manifest.json` records the effective profile, package
+versions, the git commit, per-notebook wall time and the key metrics of the run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from statistics import mean
+
+from .config import PROJECT_ROOT, as_dict, get_profile
+from .data import read_json, write_json
+
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+COURSE = ("01_chunking", "02_bandit_math", "03_rollout", "04_preference_pairs", "05_qlora_dpo", "06_evaluation")
+PACKAGES = ("longmab_utils", "torch", "transformers", "trl", "peft", "sentence-transformers", "papermill", "numpy")
+KERNEL_ENV = {"TQDM_MININTERVAL": "20", "MPLBACKEND": "agg", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook stopped with an error; the message names the notebook, the cell and the executed copy."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One notebook of a run: where it comes from and where its executed copy goes."""
+
+    name: str
+    source: Path
+    executed: Path
+
+
+def new_run_dir(profile: str, seed: int, root: Path = PROJECT_ROOT / "runs") -> Path:
+    """A fresh run folder named `<date-time>-<profile>-seed<k>`."""
+    return root / f"{datetime.now():%Y%m%d-%H%M%S}-{profile}-seed{seed}"
+
+
+def plan(run_dir: Path, start: str | None = None, notebooks: tuple[str, ...] = COURSE) -> list[Step]:
+    """The notebooks to execute, from the one whose number or name is `start` on."""
+    names = list(notebooks)
+    if start:
+        matches = [i for i, name in enumerate(names) if name == start or name.split("_")[0] == start.zfill(2)]
+        if not matches:
+            raise ValueError(f"--from {start}: no such notebook; choose one of {', '.join(names)}")
+        names = names[matches[0] :]
+    return [Step(n, NOTEBOOK_DIR / f"{n}.ipynb", run_dir / "executed" / f"{n}.ipynb") for n in names]
+
+
+def check_kernel() -> None:
+    """Refuse to run when the `python3` kernel would start another interpreter than this one."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    argv = KernelSpecManager().get_kernel_spec("python3").argv
+    if argv[0] not in ("python", "python3", f"python3.{sys.version_info[1]}", sys.executable):
+        raise RuntimeError(
+            f"the 'python3' Jupyter kernel runs {argv[0]}, not this interpreter ({sys.executable}); "
+            "remove that kernelspec or run from the project's .venv"
+        )
+
+
+def versions() -> dict[str, str | None]:
+    """Installed versions of the packages that change results."""
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def git_commit() -> str | None:
+    """The checkout's commit (with `+dirty` when it has local changes), or None outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def key_metrics(run_dir: Path) -> dict:
+    """The headline numbers of a run (scalars only), read from the artifacts the notebooks wrote."""
+    found: dict = {}
+    sources = {
+        "probe": run_dir / "probe_summary.json",
+        "rollout": run_dir / "rollout_summary.json",
+        "pairs": run_dir / "pairs_summary.json",
+        "train": run_dir / "adapter" / "train_summary.json",
+    }
+    for key, path in sources.items():
+        if path.exists():
+            found[key] = {k: v for k, v in read_json(path).items() if not isinstance(v, list | dict)}
+    if (run_dir / "metrics.json").exists():
+        found["evaluation"] = {
+            label: {m: round(100 * mean(s[m] for s in sets.values()), 1) for m in ("em", "f1", "subem")}
+            for label, sets in read_json(run_dir / "metrics.json")["scores"].items()
+        }
+    return found
+
+
+def execute(step: Step, parameters: dict, cell_timeout: int) -> float:
+    """Execute one notebook with papermill, streaming its output; returns wall seconds or raises NotebookFailed."""
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    step.executed.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            step.source,
+            step.executed,
+            parameters=parameters,
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=True,
+            cwd=str(NOTEBOOK_DIR),
+            execution_timeout=cell_timeout,
+        )
+    except pm.PapermillExecutionError as error:
+        raise NotebookFailed(
+            f"{step.name} failed in cell {error.cell_index}: {error.ename}: {error.evalue}\n"
+            f"executed copy: {step.executed}"
+        ) from None
+    except CellTimeoutError:
+        raise NotebookFailed(
+            f"{step.name}: a cell ran longer than {cell_timeout} s\nexecuted copy: {step.executed}"
+        ) from None
+    except DeadKernelError:
+        raise NotebookFailed(
+            f"{step.name}: the kernel died (usually out of memory)\nexecuted copy: {step.executed}"
+        ) from None
+    return time.perf_counter() - start
+
+
+def write_manifest(run_dir: Path, profile_name: str, overrides: dict, timings: dict, status: str) -> dict:
+    """Write `manifest.json`: profile, effective parameters, versions, commit, timings, key metrics."""
+    manifest = {
+        "profile": profile_name,
+        "overrides": overrides,
+        "parameters": as_dict(get_profile(profile_name, overrides)),
+        "status": status,
+        "versions": versions(),
+        "python": sys.version.split()[0],
+        "git_commit": git_commit(),
+        "notebook_seconds": timings,
+        "metrics": key_metrics(run_dir),
+    }
+    write_json(run_dir / "manifest.json", manifest)
+    return manifest
+
+
+def summary_table(manifest: dict) -> str:
+    """A few lines a person reads at the end of a run."""
+    lines = [f"{'notebook':<22}{'seconds':>9}"]
+    lines += [f"{name:<22}{seconds:>9.0f}" for name, seconds in manifest["notebook_seconds"].items()]
+    lines.append(f"{'total':<22}{sum(manifest['notebook_seconds'].values()):>9.0f}")
+    metrics = manifest["metrics"]
+    if "pairs" in metrics:
+        lines.append(f"pairs: {metrics['pairs']['pairs']} from {metrics['pairs']['samples']} rolled-out samples")
+    for label, scores in metrics.get("evaluation", {}).items():
+        lines.append(f"{label}: mean over sets EM {scores['em']}, F1 {scores['f1']}, SubEM {scores['subem']}")
+    return "\n".join(lines)
+
+
+def reproduce(
+    profile_name: str,
+    overrides: dict | None = None,
+    run_dir: Path | None = None,
+    start: str | None = None,
+    notebooks: tuple[str, ...] = COURSE,
+    cell_timeout: int = 3600,
+) -> dict:
+    """Execute the course notebooks in order into one run folder and return the manifest."""
+    overrides = dict(overrides or {})
+    profile = get_profile(profile_name, overrides)
+    if start and run_dir is None:
+        raise ValueError("--from needs the --run-dir of the run to continue")
+    run_dir = Path(run_dir or new_run_dir(profile_name, profile.seed)).resolve()
+    steps = plan(run_dir, start, notebooks)
+    check_kernel()
+    for key, value in KERNEL_ENV.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1" if profile.policy_model.startswith("bundled:") else "0")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    previous = run_dir / "manifest.json"
+    timings = read_json(previous)["notebook_seconds"] if start and previous.exists() else {}
+    parameters = {"profile": profile_name, "run_dir": str(run_dir), "seed": profile.seed, "overrides": overrides}
+    for step in steps:
+        print(f"== {step.name} -> {step.executed}", flush=True)
+        try:
+            timings[step.name] = execute(step, parameters, cell_timeout)
+        except NotebookFailed:
+            write_manifest(run_dir, profile_name, overrides, timings, f"failed in {step.name}")
+            raise
+        write_manifest(run_dir, profile_name, overrides, timings, "running")
+    manifest = write_manifest(run_dir, profile_name, overrides, timings, "complete")
+    print(summary_table(manifest))
+    print(f"run folder: {run_dir}")
+    return manifest
