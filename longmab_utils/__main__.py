@@ -15,7 +15,7 @@ from . import pipeline
 from .config import PROFILES, get_profile, parse_overrides
 from .data import DataError
 from .models import ModelNotAvailable
-from .reproduce import NotebookFailed
+from .reproduce import ABLATIONS, COURSE, NotebookFailed, reproduce
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     course = steps.add_parser("reproduce", parents=[common], help="execute the course notebooks with papermill")
     course.add_argument("--from", dest="start", metavar="NN", help="restart from notebook NN (needs --run-dir)")
     course.add_argument("--cell-timeout", type=int, default=3600, help="seconds one notebook cell may run")
+    course.add_argument("--ablations", action="store_true", help="also run 07_ablations (the policy study)")
     merge = steps.add_parser("merge", parents=[common], help="merge rollout shards into rollout.jsonl")
     merge.add_argument("--shards", type=int, required=True, help="the N of the --shard I/N runs")
     return parser
@@ -47,10 +48,9 @@ def run(args: argparse.Namespace) -> dict:
     """Dispatch one parsed command to its pipeline step."""
     overrides = parse_overrides(args.set)
     if args.step == "reproduce":
-        from .reproduce import reproduce
-
         run_dir = Path(args.run_dir) if args.run_dir else None
-        return reproduce(args.profile, overrides, run_dir, args.start, cell_timeout=args.cell_timeout)["metrics"]
+        notebooks = COURSE + ABLATIONS if args.ablations else COURSE
+        return reproduce(args.profile, overrides, run_dir, args.start, notebooks, args.cell_timeout)["metrics"]
     if not args.run_dir:
         raise ValueError(f"{args.step} needs --run-dir")
     profile = get_profile(args.profile, overrides)

@@ -130,6 +130,8 @@ class Profile:
     """Token limit of each evaluation answer (greedy)."""
     eval_max_items: int | None = None
     """Evaluate only the first N items of each file (None: all)."""
+    ablation_samples: int | None = None
+    """Probed samples rolled out under every policy of the ablation study, notebook 07 (None: all)."""
     seed: int = 42
     """The one seed of the run."""
 
@@ -150,11 +152,13 @@ CPU_TINY = Profile(
     max_new_tokens=64,
     rollout_batch=16,
     gen_batch_size=16,
-    max_prompt_length=384,
-    dpo=DPOSettings(quantization="none", gradient_checkpointing=False, learning_rate=1e-4, epochs=1.0, max_length=600),
+    max_prompt_length=320,
+    dpo=DPOSettings(quantization="none", gradient_checkpointing=False, learning_rate=1e-4, max_length=540),
     eval_data="data/sample/tiny/eval",
     eval_max_input_len=1024,
     eval_max_new_tokens=64,
+    eval_max_items=6,
+    ablation_samples=6,
 )
 
 CPU_LONG = replace(
@@ -165,8 +169,9 @@ CPU_LONG = replace(
     chunk_size=160,
     top_k=4,
     max_prompt_length=1024,
-    dpo=replace(CPU_TINY.dpo, learning_rate=5e-5, epochs=2.0, max_length=1200),
+    dpo=replace(CPU_TINY.dpo, learning_rate=5e-5, max_length=1200),
     eval_data="data/sample/eval",
+    eval_max_items=None,
 )
 
 PROFILES: dict[str, Profile] = {
@@ -186,6 +191,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu-tiny": CPU_TINY,
     "cpu-long": CPU_LONG,
+    "cpu-ablation": replace(CPU_TINY, name="cpu-ablation", max_samples=None, ablation_samples=None),
     "smoke": replace(
         CPU_TINY,
         name="smoke",

@@ -207,3 +207,16 @@ def token_length_histogram(lengths: Sequence[int], max_length: int, path: str | 
     ax.legend()
     fig.tight_layout()
     return save(fig, path)
+
+
+def ablation_bars(table: Any, path: str | os.PathLike) -> Any:
+    """One small bar chart per measure (columns of the table), one bar per policy (rows), the paper's first."""
+    fig, axes = plt.subplots(2, (len(table.columns) + 1) // 2, figsize=(3.2 * ((len(table.columns) + 1) // 2), 6))
+    for ax, column in zip(axes.flat, table.columns):
+        ax.bar(range(len(table)), table[column], color=["C3"] + ["C0"] * (len(table) - 1))
+        ax.set_xticks(range(len(table)), table.index, rotation=60, ha="right", fontsize=7)
+        ax.set_title(column.replace("_", " "), fontsize=9)
+    for ax in list(axes.flat)[len(table.columns) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    return save(fig, path)

@@ -23,6 +23,7 @@ from .data import read_json, write_json
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 COURSE = ("01_chunking", "02_bandit_math", "03_rollout", "04_preference_pairs", "05_qlora_dpo", "06_evaluation")
+ABLATIONS = ("07_ablations",)
 PACKAGES = ("longmab_utils", "torch", "transformers", "trl", "peft", "sentence-transformers", "papermill", "numpy")
 KERNEL_ENV = {"TQDM_MININTERVAL": "20", "MPLBACKEND": "agg", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 
@@ -99,10 +100,14 @@ def key_metrics(run_dir: Path) -> dict:
         "rollout": run_dir / "rollout_summary.json",
         "pairs": run_dir / "pairs_summary.json",
         "train": run_dir / "adapter" / "train_summary.json",
+        "ablation": run_dir / "ablation" / "measures.json",
     }
     for key, path in sources.items():
         if path.exists():
-            found[key] = {k: v for k, v in read_json(path).items() if not isinstance(v, list | dict)}
+            document = read_json(path)
+            found[key] = (
+                document if key == "ablation" else {k: v for k, v in document.items() if not isinstance(v, list | dict)}
+            )
     if (run_dir / "metrics.json").exists():
         found["evaluation"] = {
             label: {m: round(100 * mean(s[m] for s in sets.values()), 1) for m in ("em", "f1", "subem")}

@@ -58,6 +58,33 @@ def make_batch_policy(name: str, priors: Sequence[Sequence[float]], seed: int, i
     return BatchUCB(priors) if name == "ucb" else BatchBaseline(name, priors, seed, ids)
 
 
+class MixedBatchPolicy:
+    """Samples that follow different policies in one batch, so an ablation shares its generate calls."""
+
+    def __init__(self, names: Sequence[str], priors: Sequence[Sequence[float]], seed: int, ids: Sequence[str]):
+        self.groups = {name: [i for i, n in enumerate(names) if n == name] for name in dict.fromkeys(names)}
+        self.policies = {
+            name: make_batch_policy(name, [priors[i] for i in members], seed, [ids[i] for i in members])
+            for name, members in self.groups.items()
+        }
+        self.where = {i: (name, j) for name, members in self.groups.items() for j, i in enumerate(members)}
+
+    def select(self, k: int) -> list[np.ndarray]:
+        """Each sample's selection from its own policy, in batch order."""
+        chosen = {name: list(policy.select(k)) for name, policy in self.policies.items()}
+        return [chosen[name][j] for name, j in (self.where[i] for i in range(len(self.where)))]
+
+    def update(self, selections: Sequence[np.ndarray], rewards: Sequence[float]) -> None:
+        """Hand each policy its samples' selections and rewards."""
+        for name, members in self.groups.items():
+            self.policies[name].update([selections[i] for i in members], [rewards[i] for i in members])
+
+    def sample_values(self, i: int) -> np.ndarray:
+        """The current values of sample i's arms under its own policy."""
+        name, j = self.where[i]
+        return self.policies[name].sample_values(j)
+
+
 def round_prompt(record: dict, selected: np.ndarray) -> list[dict[str, str]]:
     """The chain-of-thought answer prompt over the selected chunks in document order, joined by newlines."""
     context = "\n".join(record["chunks"][i] for i in selected)
@@ -70,11 +97,20 @@ def batch_seed(seed: int, batch_index: int, round_number: int) -> int:
 
 
 def roll_batch(
-    records: Sequence[dict], generator: Generator, profile: Profile, batch_index: int, desc: str = "rounds"
+    records: Sequence[dict],
+    generator: Generator,
+    profile: Profile,
+    batch_index: int,
+    desc: str = "rounds",
+    policies: Sequence[str] | None = None,
 ) -> list[dict]:
-    """Run all rounds for one batch of priors records; return one rollout record per sample."""
-    priors = [r["priors"] for r in records]
-    policy = make_batch_policy(profile.policy, priors, profile.seed, [r["id"] for r in records])
+    """Run all rounds for one batch of priors records (each with its own policy if given); one record per sample."""
+    priors, ids = [r["priors"] for r in records], [r["id"] for r in records]
+    names = list(policies) if policies is not None else [profile.policy] * len(records)
+    if len(set(names)) == 1:
+        policy = make_batch_policy(names[0], priors, profile.seed, ids)
+    else:
+        policy = MixedBatchPolicy(names, priors, profile.seed, ids)
     rounds: list[list[dict]] = [[] for _ in records]
     for round_number in tqdm(range(1, profile.rounds + 1), desc=desc, unit="round", leave=False):
         selections = policy.select(profile.top_k)
@@ -98,12 +134,12 @@ def roll_batch(
             "id": r["id"],
             "question": r["question"],
             "answer": r["answer"],
-            "policy": profile.policy,
+            "policy": name,
             "n_chunks": len(r["chunks"]),
             "evidence_chunks": r["evidence_chunks"],
             "rounds": sample_rounds,
         }
-        for r, sample_rounds in zip(records, rounds)
+        for r, name, sample_rounds in zip(records, names, rounds)
     ]
 
 

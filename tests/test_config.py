@@ -44,3 +44,19 @@ def test_relative_paths_fall_back_to_the_project_root(tmp_path, monkeypatch):
     assert project_path("data/sample/train.jsonl") == PROJECT_ROOT / "data/sample/train.jsonl"
     (tmp_path / "mine.jsonl").write_text("")
     assert project_path("mine.jsonl").resolve() == tmp_path / "mine.jsonl"
+
+
+def test_notebook_profile_applies_knobs_over_overrides_and_ignores_none():
+    from longmab_utils.config import notebook_profile
+
+    profile = notebook_profile("cpu-tiny", 7, {"rounds": "4", "top_k": "2"}, rounds=6, prior=None, **{"dpo.beta": 0.3})
+    assert (profile.seed, profile.rounds, profile.top_k, profile.prior) == (7, 6, 2, "probe_similarity")
+    assert profile.dpo.beta == 0.3 and PROFILES["cpu-tiny"].dpo.beta == 0.1
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_every_profile_names_data_that_exists(name):
+    profile = PROFILES[name]
+    assert profile.name == name
+    if not profile.data.startswith("/"):
+        assert project_path(profile.data).exists() and project_path(profile.eval_data).exists()

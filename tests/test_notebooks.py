@@ -1,0 +1,150 @@
+"""The course notebooks: committed clean, one literal parameters cell each, links that resolve, and a smoke run."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+from longmab_utils import reproduce
+from longmab_utils.data import read_json, read_records
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_the_course_is_every_numbered_notebook():
+    assert [p.stem for p in NOTEBOOKS] == [*reproduce.COURSE, *reproduce.ABLATIONS]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_has_no_outputs_or_run_state(path):
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    assert "widgets" not in notebook.metadata and "papermill" not in notebook.metadata
+    for cell in notebook.cells:
+        assert "papermill" not in cell.metadata and "execution" not in cell.metadata
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: strip outputs (make strip)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_cell_is_first_after_colab_and_holds_commented_literals(path):
+    notebook = nbformat.read(path, as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    first = 1 if "colab" in code[0].metadata.get("tags", []) else 0
+    assert code[first] is tagged[0]
+    names = set()
+    for line in tagged[0].source.splitlines():
+        statement = ast.parse(line).body[0]
+        assert isinstance(statement, ast.Assign) and "  # " in line, f"{path.name}: {line!r}"
+        ast.literal_eval(statement.value)
+        names.add(statement.targets[0].id)
+    assert {"profile", "run_dir", "seed", "overrides"} <= names
+    assert set(pm.inspect_notebook(str(path))) == names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_asks_for_nothing_interactive_and_ends_with_deviations(path):
+    notebook = nbformat.read(path, as_version=4)
+    source = "\n".join(c.source for c in notebook.cells)
+    assert not re.search(r"\b(input|getpass|login|notebook_login)\(", source)
+    assert "trust_remote_code=True" not in source
+    last = notebook.cells[-1]
+    assert last.cell_type == "markdown" and "## What we deviated from, and why" in last.source
+
+
+@pytest.mark.parametrize("path", [ROOT / "README.md", ROOT / "data" / "README.md", *NOTEBOOKS], ids=lambda p: p.name)
+def test_relative_links_resolve(path):
+    if path.suffix == ".ipynb":
+        text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+    else:
+        text = path.read_text()
+    for target in LINK.findall(text):
+        if target.startswith(("http://", "https://", "#", "mailto:")):
+            continue
+        assert (path.parent / target.split("#")[0]).exists(), f"{path.name}: broken link {target}"
+
+
+def test_plan_restarts_from_a_numbered_notebook(tmp_path):
+    steps = reproduce.plan(tmp_path, "3")
+    assert [s.name for s in steps] == list(reproduce.COURSE[2:])
+    assert steps[0].executed == tmp_path / "executed" / "03_rollout.ipynb"
+    with pytest.raises(ValueError, match="no such notebook"):
+        reproduce.plan(tmp_path, "09")
+
+
+def test_python3_kernel_runs_this_interpreter():
+    reproduce.check_kernel()
+
+
+def test_a_failing_cell_is_reported_with_notebook_cell_and_executed_copy(tmp_path, monkeypatch):
+    notebook = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
+    )
+    notebook.cells = [
+        nbformat.v4.new_code_cell("x = 1  # a parameter", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("raise ValueError('boom')"),
+    ]
+    source = tmp_path / "99_broken.ipynb"
+    nbformat.write(notebook, source)
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    step = reproduce.Step("99_broken", source, tmp_path / "out" / "99_broken.ipynb")
+    with pytest.raises(reproduce.NotebookFailed) as failure:
+        reproduce.execute(step, {"x": 2}, cell_timeout=120)
+    message = str(failure.value)
+    assert "99_broken" in message and "ValueError: boom" in message and str(step.executed) in message
+    assert step.executed.exists()
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """The six notebooks executed with the smoke profile (enough tokens and rounds to yield pairs)."""
+    run_dir = tmp_path_factory.mktemp("course") / "run"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TQDM_DISABLE", "1")
+        manifest = reproduce.reproduce(
+            "smoke", {"max_new_tokens": "64", "rounds": "3", "max_samples": "4"}, run_dir, cell_timeout=600
+        )
+    return run_dir, manifest
+
+
+@pytest.mark.models
+def test_course_runs_end_to_end_and_writes_every_artifact(course):
+    run_dir, manifest = course
+    assert manifest["status"] == "complete" and list(manifest["notebook_seconds"]) == list(reproduce.COURSE)
+    assert read_json(run_dir / "manifest.json")["parameters"]["rounds"] == 3
+    assert read_json(run_dir / "chunking_summary.json")["chunks"] > 0
+    priors = read_records(run_dir / "priors.jsonl")
+    assert priors and all(len(r["priors"]) == len(r["chunks"]) for r in priors)
+    for record in read_records(run_dir / "rollout.jsonl"):
+        assert [r["round"] for r in record["rounds"]] == [1, 2, 3]
+        assert all(len(r["selected"]) == 2 and 0 <= r["reward"] <= 1 for r in record["rounds"])
+        assert all(len(r["values"]) == record["n_chunks"] for r in record["rounds"])
+    pairs = read_records(run_dir / "pairs.jsonl")
+    assert pairs and all(p["chosen"] != p["rejected"] and p["chosen_score"] > p["rejected_score"] for p in pairs)
+    train = read_json(run_dir / "adapter" / "train_summary.json")
+    assert math.isfinite(train["first_loss"]) and math.isfinite(train["last_loss"])
+    assert (run_dir / "adapter" / "adapter_model.safetensors").exists()
+    scores = read_json(run_dir / "metrics.json")["scores"]
+    assert set(scores) == {"base", "trained"} and set(scores["base"]) == set(scores["trained"])
+
+
+@pytest.mark.models
+def test_executed_notebooks_show_their_plots_and_carry_no_widget_state(course):
+    run_dir, _ = course
+    for name in reproduce.COURSE:
+        notebook = json.loads((run_dir / "executed" / f"{name}.ipynb").read_text())
+        images = [o for c in notebook["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert images, f"{name} shows no plot"
+        assert "widgets" not in notebook["metadata"]
+    assert len(list(run_dir.glob("*.png"))) >= 10
