@@ -158,7 +158,7 @@ CPU_TINY = Profile(
     eval_max_input_len=1024,
     eval_max_new_tokens=64,
     eval_max_items=6,
-    ablation_samples=6,
+    ablation_samples=5,
 )
 
 CPU_LONG = replace(

@@ -99,12 +99,12 @@ def chunk_map(
     return save(fig, path)
 
 
-def chunk_length_histogram(lengths: Sequence[int], budget: int, path: str | os.PathLike) -> Any:
-    """Histogram of chunk lengths in tokens against the chunk budget."""
+def length_histogram(lengths: Sequence[int], limit: int, limit_name: str, what: str, path: str | os.PathLike) -> Any:
+    """Histogram of token lengths against a limit (the chunk budget, the DPO cutoff, ...)."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.hist(lengths, bins=20, color="C0")
-    ax.axvline(budget, color="red", ls="--", label=f"chunk_size = {budget}")
-    ax.set(xlabel="tokens per chunk", ylabel="chunks", title="chunk lengths")
+    ax.axvline(limit, color="red", ls="--", label=f"{limit_name} = {limit}")
+    ax.set(xlabel=f"tokens per {what}", ylabel=f"{what}s", title=f"{what} lengths")
     ax.legend()
     fig.tight_layout()
     return save(fig, path)
@@ -194,17 +194,6 @@ def pair_distributions(summary: dict, path: str | os.PathLike) -> Any:
     axes[1].hist([tokens["chosen"], tokens["rejected"]], bins=15, label=["chosen", "rejected"])
     axes[1].set(xlabel="response tokens", ylabel="pairs", title="response lengths")
     axes[1].legend()
-    fig.tight_layout()
-    return save(fig, path)
-
-
-def token_length_histogram(lengths: Sequence[int], max_length: int, path: str | os.PathLike) -> Any:
-    """Prompt-plus-response token lengths of the DPO examples against the training cutoff."""
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.hist(lengths, bins=20, color="C2")
-    ax.axvline(max_length, color="red", ls="--", label=f"max_length = {max_length}")
-    ax.set(xlabel="prompt + response tokens", ylabel="sequences", title="DPO example lengths")
-    ax.legend()
     fig.tight_layout()
     return save(fig, path)
 
