@@ -48,6 +48,8 @@ class DPOSettings:
     """`4bit` (QLoRA, NF4, double quantization, bf16 compute; needs CUDA) or `none` (plain LoRA)."""
     gradient_checkpointing: bool = True
     """Recompute activations in the backward pass (memory for time)."""
+    precompute_ref: bool = True
+    """Compute the frozen reference's log-probs once before training (the same loss, one forward less per step)."""
     logging_steps: int = 1
     """Steps between logged losses."""
     deepspeed: str | None = None
@@ -146,18 +148,18 @@ CPU_TINY = Profile(
     data="data/sample/tiny/train.jsonl",
     max_samples=24,
     chunk_size=100,
-    top_k=3,
-    rounds=8,
+    top_k=2,
+    rounds=6,
     probe_max_new_tokens=96,
     max_new_tokens=64,
     rollout_batch=16,
     gen_batch_size=16,
-    max_prompt_length=320,
+    max_prompt_length=256,
     dpo=DPOSettings(quantization="none", gradient_checkpointing=False, learning_rate=1e-4, max_length=540),
     eval_data="data/sample/tiny/eval",
     eval_max_input_len=1024,
     eval_max_new_tokens=64,
-    eval_max_items=6,
+    eval_max_items=4,
     ablation_samples=5,
 )
 
@@ -168,6 +170,7 @@ CPU_LONG = replace(
     max_samples=None,
     chunk_size=160,
     top_k=4,
+    rounds=8,
     max_prompt_length=1024,
     dpo=replace(CPU_TINY.dpo, learning_rate=5e-5, max_length=1200),
     eval_data="data/sample/eval",

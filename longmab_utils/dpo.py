@@ -69,6 +69,7 @@ def dpo_config_kwargs(settings: DPOSettings, output_dir: str, cuda: bool, has_ev
         "max_length": settings.max_length,
         "bf16": cuda,
         "activation_checkpointing": settings.gradient_checkpointing,
+        "precompute_ref_log_probs": settings.precompute_ref,
         "use_cpu": not cuda,
         "eval_strategy": "steps" if has_eval else "no",
         "eval_steps": settings.logging_steps * 5,

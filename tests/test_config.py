@@ -6,9 +6,10 @@ from longmab_utils.config import PROFILES, PROJECT_ROOT, as_dict, get_profile, p
 
 
 def test_overrides_are_parsed_to_each_field_type():
-    profile = get_profile("cpu-tiny", parse_overrides(["rounds=4", "keep_invalid_probes=yes", "max_samples=none"]))
-    assert (profile.rounds, profile.keep_invalid_probes, profile.max_samples) == (4, True, None)
-    assert PROFILES["cpu-tiny"].rounds == 8
+    before = PROFILES["cpu-tiny"].rounds
+    profile = get_profile("cpu-tiny", parse_overrides(["rounds=40", "keep_invalid_probes=yes", "max_samples=none"]))
+    assert (profile.rounds, profile.keep_invalid_probes, profile.max_samples) == (40, True, None)
+    assert PROFILES["cpu-tiny"].rounds == before != 40
 
 
 def test_nested_dpo_settings_are_reachable_with_a_dot():

@@ -31,8 +31,14 @@ def test_settings_map_onto_trl_field_by_field():
     assert kwargs["lr_scheduler_type"] == "cosine" and kwargs["warmup_steps"] == 0.1
     assert kwargs["per_device_train_batch_size"] == 1 and kwargs["max_length"] == 8500
     assert kwargs["bf16"] is True and kwargs["activation_checkpointing"] is True and kwargs["eval_strategy"] == "steps"
-    cpu = dpo_config_kwargs(DPOSettings(), "out", cuda=False, has_eval=False)
-    assert cpu["bf16"] is False and cpu["use_cpu"] is True and cpu["eval_strategy"] == "no"
+    assert kwargs["precompute_ref_log_probs"] is True
+    cpu = dpo_config_kwargs(DPOSettings(precompute_ref=False), "out", cuda=False, has_eval=False)
+    assert (
+        cpu["precompute_ref_log_probs"] is False
+        and cpu["bf16"] is False
+        and cpu["use_cpu"] is True
+        and cpu["eval_strategy"] == "no"
+    )
 
 
 def test_every_argument_we_pass_is_accepted_by_the_pinned_libraries():
