@@ -104,11 +104,16 @@ def evaluate(
     out_dir: str | os.PathLike,
     label: str,
 ) -> dict[str, Any]:
-    """Evaluate one model on every file of `data`; write `predictions/<label>/<set>.jsonl`; return its metrics."""
+    """Evaluate one model on every file of `data`; write `predictions/<label>/<set>.jsonl`; return its metrics.
+
+    The items of all sets go through one generate call, so its length-sorted batches are full.
+    """
+    paths = eval_files(data)
+    sets = [read_eval_file(path)[: settings.max_items] for path in paths]
+    rows_all = evaluate_items([item for items in sets for item in items], generator, tokenizer, settings, label)
     scores, files = {}, {}
-    for path in eval_files(data):
-        items = read_eval_file(path)[: settings.max_items]
-        rows = evaluate_items(items, generator, tokenizer, settings, desc=f"{label}: {path.stem}")
+    for path, items in zip(paths, sets):
+        rows, rows_all = rows_all[: len(items)], rows_all[len(items) :]
         write_jsonl(Path(out_dir) / "predictions" / label / f"{path.stem}.jsonl", rows)
         scores[path.stem] = {m: sum(r[m] for r in rows) / len(rows) for m in ("em", "f1", "subem")}
         scores[path.stem]["n"] = len(rows)

@@ -78,6 +78,31 @@ def test_metrics_on_bundled_items_equal_hand_computed_values(tmp_path):
     assert document["settings"]["max_new_tokens"] == 12 and "Reasoning:" in document["settings"]["template"]
 
 
+def test_all_sets_share_one_generate_call_and_predictions_return_to_their_set(tmp_path):
+    data = tmp_path / "eval"
+    data.mkdir()
+    for name in ("synth_bridge.jsonl", "synth_lookup.jsonl"):
+        shutil.copy(EVAL / name, data)
+    lookup = {item["input"]: item["answers"][0] for item in read_longbench(data / "synth_lookup.jsonl")}
+    calls = []
+
+    class CountingGenerator(ScriptedGenerator):
+        def generate(self, prompts, sampling, desc=""):
+            calls.append(len(prompts))
+            return super().generate(prompts, sampling, desc)
+
+    def reply(content):
+        question = content.split("Question: ")[1].split("\n")[0]
+        return f"Answer: {lookup.get(question, 'nobody')}"
+
+    settings = EvalSettings(max_input_len=100_000, max_new_tokens=8, max_items=3)
+    result = evaluate(CountingGenerator(reply), CharTokenizer(), data, settings, tmp_path, "base")
+    assert calls == [6]
+    assert result["scores"]["synth_lookup"]["em"] == 1.0 and result["scores"]["synth_bridge"]["em"] == 0.0
+    bridge = [json.loads(line) for line in (tmp_path / "predictions" / "base" / "synth_bridge.jsonl").open()]
+    assert [r["id"] for r in bridge] == [i["id"] for i in read_longbench(data / "synth_bridge.jsonl")[:3]]
+
+
 def test_parquet_files_read_like_jsonl(tmp_path):
     items = read_longbench(EVAL / "synth_bridge.jsonl")[:2]
     pd.DataFrame([{k: i[k] for k in ("input", "context", "answers")} for i in items]).to_parquet(tmp_path / "b.parquet")
