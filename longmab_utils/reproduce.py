@@ -25,7 +25,9 @@ NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 COURSE = ("01_chunking", "02_bandit_math", "03_rollout", "04_preference_pairs", "05_qlora_dpo", "06_evaluation")
 ABLATIONS = ("07_ablations",)
 PACKAGES = ("longmab_utils", "torch", "transformers", "trl", "peft", "sentence-transformers", "papermill", "numpy")
-KERNEL_ENV = {"TQDM_MININTERVAL": "20", "MPLBACKEND": "agg", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+KERNEL_ENV = {"TQDM_MININTERVAL": "20", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+# Figures go into the executed notebooks whatever backend the shell set (the Makefile sets agg).
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 class NotebookFailed(RuntimeError):
@@ -198,6 +200,7 @@ def reproduce(
     check_kernel()
     for key, value in KERNEL_ENV.items():
         os.environ.setdefault(key, value)
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
     os.environ.setdefault("HF_HUB_OFFLINE", "1" if profile.policy_model.startswith("bundled:") else "0")
     run_dir.mkdir(parents=True, exist_ok=True)
     previous = run_dir / "manifest.json"
