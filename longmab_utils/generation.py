@@ -89,7 +89,8 @@ class HFGenerator:
         order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
         outputs: list[str] = [""] * len(encoded)
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        quiet = {"disable": True} if len(batches) < 2 else {}  # one batch: the caller's bar says enough
+        # One batch: the caller's bar says enough. Passing disable=False would override TQDM_DISABLE.
+        quiet = {"disable": True} if len(batches) < 2 else {}
         for number, batch in enumerate(tqdm(batches, desc=desc, unit="batch", leave=False, **quiet)):
             padded = self.tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt")
             padded = {k: v.to(self.model.device) for k, v in padded.items()}
