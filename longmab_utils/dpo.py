@@ -16,8 +16,11 @@ from typing import Any
 
 import torch
 
+from .compat import checkpointing_kwargs
 from .config import DPOSettings, project_path
 from .data import read_records, write_json
+from .hardware import Precision, cuda_capability, device_map, world_size
+from .hardware import precision as precision_for
 from .pairs import to_trl
 
 
@@ -34,26 +37,50 @@ def lora_config(settings: DPOSettings) -> Any:
     )
 
 
-def quantization_config(settings: DPOSettings, cuda: bool) -> Any:
-    """bitsandbytes 4-bit NF4 config for QLoRA, None for plain LoRA; 4-bit without CUDA is an error."""
+def quantization_config(settings: DPOSettings, compute_dtype: torch.dtype | None) -> Any:
+    """bitsandbytes 4-bit NF4 config for QLoRA (compute in the device's dtype), None for plain LoRA.
+
+    `compute_dtype` None means no CUDA device: 4-bit is then an error, not a silent fallback.
+    """
     if settings.quantization == "none":
         return None
     if settings.quantization != "4bit":
         raise ValueError(f"quantization must be '4bit' or 'none', got {settings.quantization!r}")
-    if not cuda:
-        raise ValueError("4-bit QLoRA needs a CUDA GPU and bitsandbytes; on a CPU use --set quantization=none")
+    if compute_dtype is None:
+        raise ValueError("4-bit QLoRA needs a CUDA GPU and bitsandbytes; on a CPU use --set dpo.quantization=none")
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16,
+        bnb_4bit_compute_dtype=compute_dtype if compute_dtype != torch.float32 else torch.float16,
     )
 
 
-def dpo_config_kwargs(settings: DPOSettings, output_dir: str, cuda: bool, has_eval: bool) -> dict[str, Any]:
-    """Our settings as TRL DPOConfig arguments."""
+def interval(requested: int | None, total_steps: int, times: int = 10) -> int:
+    """Steps between evaluations or checkpoints: the request, else about `times` over the run."""
+    return requested if requested else max(1, total_steps // times)
+
+
+def total_steps(train_pairs: int, settings: DPOSettings, world_size: int = 1) -> int:
+    """Optimizer steps of a run (the trainer's own count: batches per epoch over accumulation, times epochs)."""
+    batches = math.ceil(train_pairs / (settings.batch_size * world_size))
+    return max(1, math.ceil(math.ceil(batches / settings.grad_accum) * settings.epochs))
+
+
+def dpo_config_kwargs(
+    settings: DPOSettings,
+    output_dir: str,
+    precision: Precision,
+    cuda: bool,
+    has_eval: bool,
+    steps: int,
+    config_class: type | None = None,
+) -> dict[str, Any]:
+    """Our settings as TRL DPOConfig arguments (`config_class` picks the checkpointing name its release knows)."""
+    if config_class is None:
+        from trl import DPOConfig as config_class
     return {
         "output_dir": output_dir,
         "beta": settings.beta,
@@ -67,14 +94,17 @@ def dpo_config_kwargs(settings: DPOSettings, output_dir: str, cuda: bool, has_ev
         "per_device_eval_batch_size": settings.batch_size,
         "gradient_accumulation_steps": settings.grad_accum,
         "max_length": settings.max_length,
-        "bf16": cuda,
-        "activation_checkpointing": settings.gradient_checkpointing,
+        "bf16": precision.bf16,
+        "fp16": precision.fp16,
+        **checkpointing_kwargs(config_class, settings.gradient_checkpointing),
         "precompute_ref_log_probs": settings.precompute_ref,
         "use_cpu": not cuda,
         "eval_strategy": "steps" if has_eval else "no",
-        "eval_steps": settings.logging_steps * 5,
+        "eval_steps": interval(settings.eval_steps, steps),
         "logging_steps": settings.logging_steps,
-        "save_strategy": "no",
+        "save_strategy": "steps",
+        "save_steps": interval(settings.save_steps, steps),
+        "save_total_limit": 2,
         "report_to": "none",
         "seed": settings.seed,
         "dataloader_num_workers": 0,
@@ -129,32 +159,43 @@ def check_pairs(pairs: Sequence[dict], tokenizer: Any, max_length: int) -> dict[
 
 
 def load_for_training(
-    policy_model: str, policy_adapter: str | None, dtype: str, settings: DPOSettings
+    policy_model: str, policy_adapter: str | None, precision: Precision, settings: DPOSettings, cuda: bool
 ) -> tuple[Any, Any]:
-    """The policy to train: fp32/bf16 with any warm-start adapter merged, or 4-bit for QLoRA."""
+    """The policy to train: full precision with any warm-start adapter merged, or 4-bit for QLoRA, on this rank's
+    device."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .models import load_policy, resolve_model, torch_dtype
+    from .models import load_policy, resolve_model
 
-    quantized = quantization_config(settings, torch.cuda.is_available())
+    quantized = quantization_config(settings, precision.dtype if cuda else None)
     if quantized is None:
-        model, tokenizer = load_policy(policy_model, policy_adapter, dtype)
+        model, tokenizer = load_policy(policy_model, policy_adapter, precision.dtype)
     else:
         from peft import prepare_model_for_kbit_training
 
         if policy_adapter:
             raise ValueError(
-                "QLoRA starts from the base model; merge the policy adapter first or use quantization=none"
+                "QLoRA starts from the base model; merge the policy adapter first or use dpo.quantization=none"
             )
         path = resolve_model(policy_model)
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(
-            path, quantization_config=quantized, dtype=torch_dtype(dtype), use_safetensors=True, device_map="auto"
+            path,
+            quantization_config=quantized,
+            dtype=precision.dtype,
+            use_safetensors=True,
+            device_map=device_map(cuda),
         )
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=settings.gradient_checkpointing)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def last_checkpoint(trainer_dir: Path) -> str | None:
+    """The newest `checkpoint-N` folder a crashed run left, or None."""
+    found = sorted(trainer_dir.glob("checkpoint-*"), key=lambda p: int(p.name.rpartition("-")[2]))
+    return str(found[-1]) if found else None
 
 
 def train_dpo(
@@ -164,32 +205,45 @@ def train_dpo(
     settings: DPOSettings,
     policy_adapter: str | None = None,
     dtype: str = "auto",
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """Train a LoRA (or QLoRA) adapter with TRL's DPOTrainer; save adapter, tokenizer, settings and log."""
+    """Train a LoRA (or QLoRA) adapter with TRL's DPOTrainer; save adapter, tokenizer, settings and log.
+
+    Checkpoints go to `out_dir/_trainer`; a run that crashed resumes from the newest one, and a finished run
+    removes them.
+    """
+    import shutil
+
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     pairs = read_records(pairs_path)
     out_dir = Path(out_dir)
-    cuda = torch.cuda.is_available()
-    model, tokenizer = load_for_training(policy_model, policy_adapter, dtype, settings)
+    capability = cuda_capability()
+    precision = precision_for(dtype, capability)
+    model, tokenizer = load_for_training(policy_model, policy_adapter, precision, settings, capability is not None)
     report = check_pairs(pairs, tokenizer, settings.max_length)
     train, val = split_pairs(pairs, settings.val_size, settings.seed)
-    config = DPOConfig(**dpo_config_kwargs(settings, str(out_dir / "_trainer"), cuda, bool(val)))
+    trainer_dir = out_dir / "_trainer"
+    steps = total_steps(len(train), settings, world_size())
+    kwargs = dpo_config_kwargs(settings, str(trainer_dir), precision, capability is not None, bool(val), steps)
     trainer = DPOTrainer(
         model=model,
-        args=config,
+        args=DPOConfig(**kwargs),
         train_dataset=Dataset.from_list([to_trl(p) for p in train]),
         eval_dataset=Dataset.from_list([to_trl(p) for p in val]) if val else None,
         processing_class=tokenizer,
         peft_config=lora_config(settings),
+        callbacks=list(callbacks),
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=last_checkpoint(trainer_dir))
     adapter_dir = out_dir / "adapter"
-    trainer.model.save_pretrained(adapter_dir)
-    tokenizer.save_pretrained(adapter_dir)
-    write_json(adapter_dir / "dpo_settings.json", {**asdict(settings), "policy_model": policy_model})
-    write_json(adapter_dir / "training_log.json", trainer.state.log_history)
+    if trainer.is_world_process_zero():
+        trainer.model.save_pretrained(adapter_dir)
+        tokenizer.save_pretrained(adapter_dir)
+        write_json(adapter_dir / "dpo_settings.json", {**asdict(settings), "policy_model": policy_model})
+        write_json(adapter_dir / "training_log.json", trainer.state.log_history)
+        shutil.rmtree(trainer_dir, ignore_errors=True)
     return {"train_pairs": len(train), "val_pairs": len(val), "checks": report, "log": trainer.state.log_history}
 
 

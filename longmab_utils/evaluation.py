@@ -21,6 +21,8 @@ from .pairs import middle_truncate
 from .prompts import COT_ANSWER_TEMPLATE, cot_answer_prompt, user_message
 
 EVAL_SUFFIXES = (".jsonl", ".parquet")
+CHAT_TEMPLATE_ALLOWANCE = 64
+"""Tokens kept free for the chat template's role headers around the filled evaluation template."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,20 @@ class EvalSettings:
     """As in the reference's evaluation sampling parameters (greedy decoding)."""
     max_items: int | None = None
     """Evaluate only the first N items of each file (None: all)."""
+
+
+def eval_context(max_input_len: int, max_new_tokens: int, model_limit: int | None) -> tuple[int, int]:
+    """(prompt budget, engine context) of an evaluation: the context is budget plus new tokens, capped at the model's
+    own limit, and a capped context shrinks the budget instead (the reference serves max_input_len + 2000)."""
+    context = max_input_len + max_new_tokens
+    if model_limit is not None:
+        context = min(context, model_limit)
+    budget = context - max_new_tokens - CHAT_TEMPLATE_ALLOWANCE
+    if budget < 1:
+        raise ValueError(
+            f"eval_max_new_tokens={max_new_tokens} leaves no room for a prompt in the model's {context}-token context"
+        )
+    return budget, context
 
 
 def eval_files(data: str | os.PathLike) -> list[Path]:

@@ -8,6 +8,7 @@ presence penalty that vLLM applies is implemented here as a logits processor.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import inspect
 from collections.abc import Sequence
@@ -67,8 +68,28 @@ def render_chat(tokenizer: Any, messages: Messages) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+def fit_context(ids: list[int], context: int | None, new_tokens: int) -> list[int]:
+    """Prompt ids that leave room for `new_tokens` in a `context`-token window: the middle goes, never the item."""
+    from .pairs import middle_truncate
+
+    if context is None or len(ids) + new_tokens <= context:
+        return ids
+    return middle_truncate(ids, max(2, context - new_tokens))
+
+
+def free_gpu_memory() -> None:
+    """Collect garbage and return cached CUDA blocks, so the next model finds the memory free."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 class HFGenerator:
-    """Batched generation with transformers: left padding, length-sorted batches, seeded per batch."""
+    """Batched generation with transformers: left padding, length-sorted batches, seeded per batch.
+
+    A model loaded with an unmerged PEFT adapter (`load_policy(..., merge=False)`) serves base and adapter
+    predictions from one copy of the weights: `use_adapter(False)` switches the adapter off.
+    """
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8):
         self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
@@ -76,6 +97,30 @@ class HFGenerator:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.stop_ids = stop_token_ids(tokenizer)
+        self.context = getattr(model.config, "max_position_embeddings", None)
+
+    @property
+    def has_adapter(self) -> bool:
+        """True when the model carries a switchable (unmerged) adapter."""
+        return hasattr(self.model, "disable_adapter_layers")
+
+    def use_adapter(self, enabled: bool) -> None:
+        """Generate with the unmerged adapter on (merged into the weights for speed) or off (the base model)."""
+        if not self.has_adapter:
+            if enabled:
+                raise ValueError("this generator has no switchable adapter; load the policy with merge=False")
+            return
+        if enabled:
+            self.model.enable_adapter_layers()
+            self.model.merge_adapter()
+        else:
+            self.model.unmerge_adapter()
+            self.model.disable_adapter_layers()
+
+    def close(self) -> None:
+        """Drop the model and free its GPU memory (the generator cannot be used afterwards)."""
+        self.model = None
+        free_gpu_memory()
 
     def encode(self, prompts: Sequence[Messages]) -> list[list[int]]:
         """Token ids of each templated prompt; the template already holds any BOS, so none is added again."""
@@ -85,7 +130,7 @@ class HFGenerator:
     @torch.inference_mode()
     def generate(self, prompts: Sequence[Messages], sampling: SamplingConfig, desc: str = "generate") -> list[str]:
         """Generate one response per prompt, in prompt order."""
-        encoded = self.encode(prompts)
+        encoded = [fit_context(ids, self.context, sampling.max_new_tokens) for ids in self.encode(prompts)]
         order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
         outputs: list[str] = [""] * len(encoded)
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
@@ -154,6 +199,7 @@ class VLLMGenerator:
         trust_remote_code: bool = False,
         adapter: str | None = None,
     ):
+        """Start one engine; with `adapter`, LoRA is enabled at the adapter's rank and requests use it by default."""
         from vllm import LLM, SamplingParams
         from vllm.lora.request import LoRARequest
 
@@ -163,6 +209,7 @@ class VLLMGenerator:
         )
         self.tokenizer = tokenizer
         self.stop_ids = stop_token_ids(tokenizer)
+        self.context = capped_model_len(max_model_len, config)
         self.llm = LLM(
             model=model_path,
             tokenizer=model_path,
@@ -170,21 +217,63 @@ class VLLMGenerator:
             trust_remote_code=trust_remote_code,
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
-            max_model_len=capped_model_len(max_model_len, config),
+            max_model_len=self.context,
             enable_prefix_caching=enable_prefix_caching,
-            enable_lora=adapter is not None,
+            **lora_engine_kwargs(adapter),
         )
-        self.lora_request = LoRARequest("adapter", 1, adapter) if adapter else None
+        self.adapter_request = LoRARequest("adapter", 1, adapter) if adapter else None
+        self.lora_request = self.adapter_request
+
+    @property
+    def has_adapter(self) -> bool:
+        """True when the engine serves a LoRA adapter."""
+        return self.adapter_request is not None
+
+    def use_adapter(self, enabled: bool) -> None:
+        """Send requests with the adapter's LoRARequest, or none (the base model, same engine)."""
+        if enabled and not self.has_adapter:
+            raise ValueError("this engine was started without an adapter")
+        self.lora_request = self.adapter_request if enabled else None
+
+    def close(self) -> None:
+        """Shut the engine down and free its GPU memory."""
+        del self.llm
+        try:
+            from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+
+            destroy_model_parallel()
+            destroy_distributed_environment()
+        except ImportError:
+            pass
+        free_gpu_memory()
 
     def generate(self, prompts: Sequence[Messages], sampling: SamplingConfig, desc: str = "generate") -> list[str]:
         """Generate one response per prompt, in prompt order."""
         params = self._sampling_params(**vllm_sampling_kwargs(sampling, self._accepted, self.stop_ids))
+        encode = self.tokenizer
         token_prompts = [
-            {"prompt_token_ids": self.tokenizer(render_chat(self.tokenizer, m), add_special_tokens=False)["input_ids"]}
+            {
+                "prompt_token_ids": fit_context(
+                    encode(render_chat(self.tokenizer, m), add_special_tokens=False)["input_ids"],
+                    self.context,
+                    sampling.max_new_tokens,
+                )
+            }
             for m in prompts
         ]
         outputs = self.llm.generate(token_prompts, params, use_tqdm=True, lora_request=self.lora_request)
         return [output.outputs[0].text for output in outputs]
+
+
+def lora_engine_kwargs(adapter: str | None) -> dict[str, Any]:
+    """vLLM engine arguments that serve `adapter`: LoRA on, at the adapter's own rank (vLLM's default cap is 16)."""
+    if adapter is None:
+        return {}
+    import json
+    from pathlib import Path
+
+    rank = json.loads((Path(adapter) / "adapter_config.json").read_text())["r"]
+    return {"enable_lora": True, "max_lora_rank": max(16, rank), "max_loras": 1}
 
 
 def vllm_available() -> bool:
@@ -203,29 +292,38 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
-def build_generator(profile: Any, extra_adapter: str | None = None) -> HFGenerator | VLLMGenerator:
-    """The profile's policy (plus a trained adapter) behind its backend: merged on HF, served as LoRA on vLLM."""
+def build_generator(
+    profile: Any, extra_adapter: str | None = None, max_model_len: int | None = None
+) -> HFGenerator | VLLMGenerator:
+    """The profile's policy behind its backend, with a trained adapter that stays switchable (`use_adapter`):
+    unmerged on HF, a LoRA request on vLLM. `max_model_len` overrides the profile's vLLM context."""
     from transformers import AutoConfig, AutoTokenizer
 
     from .config import project_path
-    from .models import load_policy, resolve_model
+    from .models import attach_adapter, load_policy, resolve_model
 
-    adapters = [str(project_path(a)) for a in (profile.policy_adapter, extra_adapter) if a]
+    base_adapter = str(project_path(profile.policy_adapter)) if profile.policy_adapter else None
+    extra = str(project_path(extra_adapter)) if extra_adapter else None
     if resolve_backend(profile.backend) == "hf":
-        model, tokenizer = load_policy(profile.policy_model, adapters, profile.dtype, profile.trust_remote_code)
-        return HFGenerator(model, tokenizer, batch_size=profile.gen_batch_size)
-    if len(adapters) > 1:
+        model, tokenizer = load_policy(profile.policy_model, base_adapter, profile.dtype, profile.trust_remote_code)
+        if extra:
+            model = attach_adapter(model, extra, merge=False)
+        generator = HFGenerator(model, tokenizer, batch_size=profile.gen_batch_size)
+        if extra:
+            generator.use_adapter(True)
+        return generator
+    if base_adapter and extra:
         raise ValueError("vLLM serves one LoRA adapter at a time; merge the policy adapter into the base model first")
     path = resolve_model(profile.policy_model)
     return VLLMGenerator(
         path,
         AutoTokenizer.from_pretrained(path, trust_remote_code=profile.trust_remote_code),
         AutoConfig.from_pretrained(path, trust_remote_code=profile.trust_remote_code),
-        max_model_len=profile.max_model_len,
+        max_model_len=max_model_len or profile.max_model_len,
         tensor_parallel_size=profile.tensor_parallel_size,
         gpu_memory_utilization=profile.gpu_memory_utilization,
         enable_prefix_caching=profile.enable_prefix_caching,
         dtype=profile.dtype,
         trust_remote_code=profile.trust_remote_code,
-        adapter=adapters[0] if adapters else None,
+        adapter=base_adapter or extra,
     )

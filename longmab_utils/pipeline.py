@@ -8,6 +8,7 @@ its own artifact under a fixed name.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from .chunking import HFTokenCounter
@@ -46,7 +47,7 @@ def probe(profile: Profile, run_dir: str | os.PathLike, data: str | None = None)
     """Chunk, probe and score the samples; writes `priors.jsonl` (METHOD.md section 2)."""
     from .generation import build_generator
     from .models import load_embedder
-    from .probe import run_probe
+    from .probe import generate_probes, run_probe
 
     samples = load_samples(profile, data)
     if (Path(run_dir) / "priors.jsonl").exists() and (Path(run_dir) / "probe_summary.json").exists():
@@ -56,9 +57,15 @@ def probe(profile: Profile, run_dir: str | os.PathLike, data: str | None = None)
     if (Path(run_dir) / "rollout.jsonl").exists():
         raise RunDirConflict(f"{run_dir} already has a rollout; new priors would not match it. Use a new --run-dir")
     record_settings(run_dir, "priors", profile, data=str(data or profile.data))
+    began = time.perf_counter()
     generator = build_generator(profile)
-    embedder = load_embedder(profile.embedding_model, profile.trust_remote_code)
-    return run_probe(samples, generator, HFTokenCounter(generator.tokenizer), embedder, profile, run_dir)
+    tokenizer = generator.tokenizer
+    try:
+        probes = generate_probes(samples, generator, profile)
+    finally:
+        generator.close()  # the embedder must not load while the policy holds the GPU
+    embedder = load_embedder(profile.embedding_model, profile.embedder_trust_remote_code)
+    return run_probe(samples, probes, HFTokenCounter(tokenizer), embedder, profile, run_dir, began)
 
 
 def rollout(profile: Profile, run_dir: str | os.PathLike, shard: str | None = None) -> dict:
@@ -144,9 +151,24 @@ def train(profile: Profile, run_dir: str | os.PathLike) -> dict:
     return summary
 
 
+def model_limit(profile: Profile) -> int | None:
+    """The policy's own context limit (`max_position_embeddings` of its config), None when it does not say."""
+    from transformers import AutoConfig
+
+    from .models import resolve_model
+
+    config = AutoConfig.from_pretrained(
+        resolve_model(profile.policy_model), trust_remote_code=profile.trust_remote_code
+    )
+    return getattr(config, "max_position_embeddings", None)
+
+
 def evaluate(profile: Profile, run_dir: str | os.PathLike, adapter: str | None = None, data: str | None = None) -> dict:
-    """Base vs trained on every evaluation set; writes predictions, `metrics.json` and `evaluation.png`."""
-    from .evaluation import EvalSettings, comparison_table, eval_files, read_eval_file, record_metrics
+    """Base vs trained on every evaluation set; writes predictions, `metrics.json` and `evaluation.png`.
+
+    One engine serves both: the trained adapter is switched on and off, so only one model is ever on the GPU.
+    """
+    from .evaluation import EvalSettings, comparison_table, eval_context, eval_files, read_eval_file, record_metrics
     from .evaluation import evaluate as evaluate_model
     from .generation import build_generator
     from .plots import evaluation_bars
@@ -156,15 +178,17 @@ def evaluate(profile: Profile, run_dir: str | os.PathLike, adapter: str | None =
         read_eval_file(path)
     trained = adapter or (str(Path(run_dir) / "adapter") if (Path(run_dir) / "adapter").is_dir() else None)
     record_settings(run_dir, "evaluate", profile, adapter=trained, eval_data=str(folder))
-    settings = EvalSettings(
-        profile.eval_max_input_len, profile.eval_max_new_tokens, profile.presence_penalty, profile.eval_max_items
-    )
+    budget, context = eval_context(profile.eval_max_input_len, profile.eval_max_new_tokens, model_limit(profile))
+    settings = EvalSettings(budget, profile.eval_max_new_tokens, profile.presence_penalty, profile.eval_max_items)
+    generator = build_generator(profile, trained, max_model_len=context)
     results = {}
-    for label, extra in (("base", None), ("trained", trained)):
-        if label == "trained" and not trained:
-            continue
-        generator = build_generator(profile, extra)
-        results[label] = evaluate_model(generator, generator.tokenizer, folder, settings, run_dir, label)
+    try:
+        for label in ("base", "trained") if trained else ("base",):
+            if trained:
+                generator.use_adapter(label == "trained")
+            results[label] = evaluate_model(generator, generator.tokenizer, folder, settings, run_dir, label)
+    finally:
+        generator.close()
     document = record_metrics(run_dir, results, settings, {"policy": profile.policy_model, "adapter": trained})
     table = comparison_table(document["scores"])
     evaluation_bars(table, Path(run_dir) / "evaluation.png")

@@ -115,16 +115,17 @@ def build_priors(
 
 def run_probe(
     samples: Sequence[dict],
-    generator: Generator,
+    probes: Sequence[str],
     count_tokens: Callable[[str], int],
     embedder: Any,
     profile: Profile,
     run_dir: str | os.PathLike,
+    began: float | None = None,
 ) -> dict:
-    """Chunk, probe and score every sample; write `priors.jsonl` and `probe_summary.json`; return the summary."""
-    began = time.perf_counter()
+    """Chunk and score every sample against its probe; write `priors.jsonl` and `probe_summary.json` (its seconds
+    counted from `began`, a `time.perf_counter()` reading taken before the probes were generated)."""
+    began = time.perf_counter() if began is None else began
     chunk_lists = chunk_samples(samples, count_tokens, profile)
-    probes = generate_probes(samples, generator, profile)
     records, stats = build_priors(samples, chunk_lists, probes, embedder, profile)
     if not records:
         raise RuntimeError(

@@ -19,50 +19,57 @@ from longmab_utils.dpo import (
     lora_config,
     quantization_config,
     split_pairs,
+    total_steps,
     train_dpo,
 )
+from longmab_utils.hardware import precision
 from longmab_utils.models import BUNDLED_POLICY, load_policy
 
 
-def test_settings_map_onto_trl_field_by_field():
-    kwargs = dpo_config_kwargs(DPOSettings(sft_weight=0.2), "out", cuda=True, has_eval=True)
-    assert kwargs["loss_type"] == ["sigmoid", "sft"] and kwargs["loss_weights"] == [1.0, 0.2]
-    assert kwargs["beta"] == 0.1 and kwargs["learning_rate"] == 2e-5 and kwargs["num_train_epochs"] == 2.0
-    assert kwargs["lr_scheduler_type"] == "cosine" and kwargs["warmup_steps"] == 0.1
-    assert kwargs["per_device_train_batch_size"] == 1 and kwargs["max_length"] == 8500
-    assert kwargs["bf16"] is True and kwargs["activation_checkpointing"] is True and kwargs["eval_strategy"] == "steps"
-    assert kwargs["precompute_ref_log_probs"] is True
-    cpu = dpo_config_kwargs(DPOSettings(precompute_ref=False), "out", cuda=False, has_eval=False)
-    assert (
-        cpu["precompute_ref_log_probs"] is False
-        and cpu["bf16"] is False
-        and cpu["use_cpu"] is True
-        and cpu["eval_strategy"] == "no"
-    )
-
-
-def test_every_argument_we_pass_is_accepted_by_the_pinned_libraries():
-    from peft import LoraConfig
-    from transformers import BitsAndBytesConfig
+def real_config(tmp_path, settings: DPOSettings, steps: int = 100, has_eval: bool = True):
+    """A real TRL DPOConfig built from our settings, as a CPU run builds it."""
     from trl import DPOConfig
 
-    accepted = {f.name for f in dataclasses.fields(DPOConfig)}
-    assert set(dpo_config_kwargs(DPOSettings(), "out", cuda=False, has_eval=True)) <= accepted
-    DPOConfig(**dpo_config_kwargs(DPOSettings(), "/tmp/longmab-dpo-drift", cuda=False, has_eval=True))
-    lora = lora_config(DPOSettings(lora_rank=4, lora_alpha=8, lora_dropout=0.05))
-    assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.target_modules) == (4, 8, 0.05, "all-linear")
-    assert isinstance(lora, LoraConfig)
-    bnb = set(inspect.signature(BitsAndBytesConfig.__init__).parameters)
-    assert {"load_in_4bit", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "bnb_4bit_compute_dtype"} <= bnb
+    kwargs = dpo_config_kwargs(settings, str(tmp_path), precision("auto", None), False, has_eval, steps)
+    return DPOConfig(**kwargs)
+
+
+def test_settings_mean_what_they_say_in_a_real_dpo_config(tmp_path):
+    config = real_config(tmp_path, DPOSettings(sft_weight=0.2), steps=100)
+    assert config.loss_type == ["sigmoid", "sft"] and config.loss_weights == [1.0, 0.2]
+    assert config.get_warmup_steps(100) == 10  # 10% warmup of a 100-step run
+    assert config.lr_scheduler_type == "cosine" and config.learning_rate == 2e-5 and config.num_train_epochs == 2
+    assert config.gradient_checkpointing is True  # whichever name the installed transformers knows
+    assert config.eval_steps == 10 and config.save_steps == 10 and config.save_total_limit == 2  # ~10 per run
+    assert config.per_device_train_batch_size == 1 and config.max_length == 8500 and config.use_cpu
+    assert not config.bf16 and not config.fp16 and config.precompute_ref_log_probs
+    paper = real_config(tmp_path, dpo_settings(get_profile("paper")), steps=4000)
+    assert paper.eval_steps == 250 and paper.save_steps == 400  # the authors evaluate every 250 steps
+    quiet = real_config(tmp_path, DPOSettings(gradient_checkpointing=False), has_eval=False)
+    assert quiet.gradient_checkpointing is False and quiet.eval_strategy == "no"
+
+
+def test_trainer_precision_follows_the_device_capability():
+    t4 = dpo_config_kwargs(DPOSettings(), "out", precision("auto", (7, 5)), True, False, 10)
+    a100 = dpo_config_kwargs(DPOSettings(), "out", precision("auto", (8, 0)), True, False, 10)
+    assert (t4["fp16"], t4["bf16"], t4["use_cpu"]) == (True, False, False)
+    assert (a100["fp16"], a100["bf16"]) == (False, True)
+
+
+def test_total_steps_counts_like_the_trainer():
+    assert total_steps(10, DPOSettings(epochs=2.0, batch_size=1, grad_accum=1)) == 20
+    assert total_steps(10, DPOSettings(epochs=1.0, batch_size=2, grad_accum=2)) == 3
+    assert total_steps(10, DPOSettings(epochs=1.0), world_size=4) == 3
 
 
 def test_qlora_without_cuda_is_an_error_not_a_fallback():
     with pytest.raises(ValueError, match="quantization=none"):
-        quantization_config(DPOSettings(quantization="4bit"), cuda=False)
-    assert quantization_config(DPOSettings(quantization="none"), cuda=False) is None
-    config = quantization_config(DPOSettings(), cuda=True)
+        quantization_config(DPOSettings(quantization="4bit"), None)
+    assert quantization_config(DPOSettings(quantization="none"), None) is None
+    config = quantization_config(DPOSettings(), torch.bfloat16)
     assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4" and config.bnb_4bit_use_double_quant
     assert config.bnb_4bit_compute_dtype == torch.bfloat16
+    assert quantization_config(DPOSettings(), precision("auto", (7, 5)).dtype).bnb_4bit_compute_dtype == torch.float16
 
 
 def test_profiles_carry_the_reference_sft_weights():
