@@ -105,16 +105,14 @@ class HFGenerator:
         return hasattr(self.model, "disable_adapter_layers")
 
     def use_adapter(self, enabled: bool) -> None:
-        """Generate with the unmerged adapter on (merged into the weights for speed) or off (the base model)."""
+        """Generate with the unmerged adapter on, or off (the exact base weights: nothing is merged and unmerged)."""
         if not self.has_adapter:
             if enabled:
                 raise ValueError("this generator has no switchable adapter; load the policy with merge=False")
             return
         if enabled:
             self.model.enable_adapter_layers()
-            self.model.merge_adapter()
         else:
-            self.model.unmerge_adapter()
             self.model.disable_adapter_layers()
 
     def close(self) -> None:
