@@ -501,10 +501,11 @@ def run_plan(args: argparse.Namespace) -> dict[str, Any]:
     """Every stage of the plan that fits the deadline; the JSON document, rewritten after each stage."""
     began = time.perf_counter()
     document: dict[str, Any] = {"note": NOTE, "dry": args.dry, "stages": {}}
-    wanted = args.only.split(",") if args.only else [name for name, _, _ in PLAN]
-    for stage, limit, fallback in PLAN:
-        if stage not in wanted:
-            continue
+    plan = PLAN
+    if args.only:
+        known = {stage: (limit, fallback) for stage, limit, fallback in PLAN}
+        plan = [(stage, *known.get(stage, (150, None))) for stage in args.only.split(",")]
+    for stage, limit, fallback in plan:
         for attempt in (stage, fallback):
             left = args.deadline - (time.perf_counter() - began)
             if attempt is None or left < 20:
@@ -532,7 +533,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--site", default="/tmp/gpu-check-site", help="where the carried wheels are installed")
     parser.add_argument("--work", default="/tmp/gpu-check", help="scratch folder (models, pairs, runs)")
     parser.add_argument("--deadline", type=float, default=450, help="seconds for the whole plan")
-    parser.add_argument("--only", help="comma-separated stage names (default: the whole plan)")
+    parser.add_argument("--only", help="comma-separated stages, run in this order (default: the whole plan)")
     parser.add_argument("--dry", action="store_true", help="tiny shapes on the CPU (for the tests)")
     parser.add_argument("--in-process", action="store_true", help="run stages in this process (dry-mode tests)")
     parser.add_argument("--stage", help=argparse.SUPPRESS)

@@ -20,3 +20,21 @@ def checkpointing_kwargs(config_class: type, enabled: bool) -> dict[str, Any]:
     older `gradient_checkpointing` before (TRL chooses the reentrant mode itself)."""
     names = field_names(config_class)
     return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
+
+
+def fp32_trainable(model: Any) -> int:
+    """Cast trainable parameters to float32 and return how many were cast.
+
+    TRL 1.x casts the LoRA weights of a 4-bit model to bf16 when it builds the trainer; fp16 mixed precision (T4
+    and other cards below compute capability 8) keeps fp32 master weights and cannot unscale bf16 gradients
+    ("_amp_foreach_non_finite_check_and_unscale_cuda not implemented for 'BFloat16'", seen on an H200 under
+    trl 1.16.0). Call it after the trainer is built and before it trains.
+    """
+    import torch
+
+    cast = 0
+    for parameter in model.parameters():
+        if parameter.requires_grad and parameter.dtype != torch.float32:
+            parameter.data = parameter.data.float()
+            cast += 1
+    return cast

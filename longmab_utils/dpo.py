@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .compat import checkpointing_kwargs
+from .compat import checkpointing_kwargs, fp32_trainable
 from .config import DPOSettings, project_path
 from .data import read_records, write_json
 from .hardware import Precision, cuda_capability, device_map, world_size
@@ -236,6 +236,8 @@ def train_dpo(
         peft_config=lora_config(settings),
         callbacks=list(callbacks),
     )
+    if precision.fp16:
+        fp32_trainable(trainer.model)
     trainer.train(resume_from_checkpoint=last_checkpoint(trainer_dir))
     adapter_dir = out_dir / "adapter"
     if trainer.is_world_process_zero():

@@ -62,6 +62,20 @@ def test_total_steps_counts_like_the_trainer():
     assert total_steps(10, DPOSettings(epochs=1.0), world_size=4) == 3
 
 
+def test_every_argument_we_pass_is_accepted_by_the_installed_libraries():
+    from peft import LoraConfig
+    from transformers import BitsAndBytesConfig
+    from trl import DPOConfig
+
+    accepted = {f.name for f in dataclasses.fields(DPOConfig)}
+    assert set(dpo_config_kwargs(DPOSettings(), "out", precision("auto", (8, 0)), True, True, 10)) <= accepted
+    lora = lora_config(DPOSettings(lora_rank=4, lora_alpha=8, lora_dropout=0.05))
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.target_modules) == (4, 8, 0.05, "all-linear")
+    assert isinstance(lora, LoraConfig)
+    bnb = set(inspect.signature(BitsAndBytesConfig.__init__).parameters)
+    assert {"load_in_4bit", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "bnb_4bit_compute_dtype"} <= bnb
+
+
 def test_qlora_without_cuda_is_an_error_not_a_fallback():
     with pytest.raises(ValueError, match="quantization=none"):
         quantization_config(DPOSettings(quantization="4bit"), None)

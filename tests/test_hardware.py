@@ -65,3 +65,13 @@ def test_checkpointing_uses_the_name_the_release_knows():
 
     assert checkpointing_kwargs(Before523, True) == {"gradient_checkpointing": True}
     assert checkpointing_kwargs(From523, False) == {"activation_checkpointing": False}
+
+
+def test_trainable_weights_become_fp32_for_fp16_mixed_precision():
+    from longmab_utils.compat import fp32_trainable
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)).to(torch.bfloat16)
+    model[0].weight.requires_grad_(False)
+    assert fp32_trainable(model) == 3  # one frozen weight stays as it is
+    assert model[0].weight.dtype == torch.bfloat16 and model[1].weight.dtype == torch.float32
+    assert fp32_trainable(model) == 0
