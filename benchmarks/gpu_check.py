@@ -86,7 +86,7 @@ PLAN: list[tuple[str, int, str | None]] = [
     ("env", 60, None),
     ("build:gpu-16gb", 120, None),
     ("qlora:gpu-16gb:dtype=bfloat16", 150, "qlora:gpu-16gb:dtype=bfloat16,dpo.max_length=4096,max_prompt_length=3584"),
-    ("evaluate:gpu-16gb", 150, "evaluate:gpu-16gb:gen_batch_size=2"),
+    ("evaluate:gpu-16gb", 150, "evaluate:gpu-16gb:eval_batch_size=1"),
     ("generate:gpu-16gb", 150, "generate:gpu-16gb:gen_batch_size=2"),
     ("build:paper", 180, None),
     ("qlora:paper:dtype=bfloat16", 200, None),
@@ -394,6 +394,7 @@ def stage_evaluate(args: argparse.Namespace, name: str) -> dict[str, Any]:
     name, overrides = parse_spec(name)
     fraction = cap_memory(shape_of(args, name)["cap_gib"])
     profile = profile_for(args, name, eval_max_new_tokens=8 if args.dry else 32, eval_max_items=None, **overrides)
+    batch = profile.eval_batch_size or profile.gen_batch_size
     work = work_dir(args)
     data = work / "eval" / "long_items.jsonl"
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir(args))
@@ -404,11 +405,11 @@ def stage_evaluate(args: argparse.Namespace, name: str) -> dict[str, Any]:
             "context": filler(tokenizer, profile.eval_max_input_len + 500, 500 + i),  # over the budget: truncated
             "answers": ["river"],
         }
-        for i in range(profile.gen_batch_size)
+        for i in range(2 * batch)
     ]
     data.parent.mkdir(parents=True, exist_ok=True)
     data.write_text("".join(json.dumps(item) + "\n" for item in items))
-    run = work / f"run-eval-{name}-{profile.gen_batch_size}"
+    run = work / f"run-eval-{name}-{batch}"
     run.mkdir(parents=True, exist_ok=True)
     budget, context = eval_context(
         profile.eval_max_input_len, profile.eval_max_new_tokens, pipeline.model_limit(profile)
@@ -419,7 +420,7 @@ def stage_evaluate(args: argparse.Namespace, name: str) -> dict[str, Any]:
     return {
         "profile": name,
         "memory_fraction": fraction,
-        "batch": profile.gen_batch_size,
+        "batch": batch,
         "items": len(items),
         "item_tokens": profile.eval_max_input_len + 500,
         "prompt_budget": budget,

@@ -117,7 +117,9 @@ class Profile:
     rollout_batch: int = 50
     """Samples that advance one round together per batched generate call."""
     gen_batch_size: int = 16
-    """Sequences per forward pass of the HF backend."""
+    """Sequences per forward pass of the HF backend (probe and rollout)."""
+    eval_batch_size: int | None = None
+    """Sequences per forward pass of the HF backend in evaluation, whose prompts are longer (None: gen_batch_size)."""
     max_model_len: int | None = 30000
     """Probe and rollout context length of vLLM (capped at the model's own limit); None: the model's limit.
     Evaluation derives its own: eval_max_input_len + eval_max_new_tokens."""
@@ -197,7 +199,8 @@ PROFILES: dict[str, Profile] = {
         rounds=16,
         max_new_tokens=512,
         probe_max_new_tokens=512,
-        gen_batch_size=8,
+        gen_batch_size=4,  # measured under a 15 GiB cap: 8 runs out of memory at 6k-token prompts, 4 fits (11.2 GiB)
+        eval_batch_size=2,  # 15k-token evaluation prompts: 4 runs out of memory, 2 fits (11.4 GiB)
         max_model_len=16384,
         max_prompt_length=6144,
         dpo=DPOSettings(sft_weight=0.2, max_length=6800),

@@ -291,10 +291,11 @@ def resolve_backend(backend: str) -> str:
 
 
 def build_generator(
-    profile: Any, extra_adapter: str | None = None, max_model_len: int | None = None
+    profile: Any, extra_adapter: str | None = None, max_model_len: int | None = None, batch_size: int | None = None
 ) -> HFGenerator | VLLMGenerator:
     """The profile's policy behind its backend, with a trained adapter that stays switchable (`use_adapter`):
-    unmerged on HF, a LoRA request on vLLM. `max_model_len` overrides the profile's vLLM context."""
+    unmerged on HF, a LoRA request on vLLM. `max_model_len` overrides the profile's vLLM context, `batch_size` its
+    HF batch."""
     from transformers import AutoConfig, AutoTokenizer
 
     from .config import project_path
@@ -306,7 +307,7 @@ def build_generator(
         model, tokenizer = load_policy(profile.policy_model, base_adapter, profile.dtype, profile.trust_remote_code)
         if extra:
             model = attach_adapter(model, extra, merge=False)
-        generator = HFGenerator(model, tokenizer, batch_size=profile.gen_batch_size)
+        generator = HFGenerator(model, tokenizer, batch_size=batch_size or profile.gen_batch_size)
         if extra:
             generator.use_adapter(True)
         return generator

@@ -180,7 +180,7 @@ def evaluate(profile: Profile, run_dir: str | os.PathLike, adapter: str | None =
     record_settings(run_dir, "evaluate", profile, adapter=trained, eval_data=str(folder))
     budget, context = eval_context(profile.eval_max_input_len, profile.eval_max_new_tokens, model_limit(profile))
     settings = EvalSettings(budget, profile.eval_max_new_tokens, profile.presence_penalty, profile.eval_max_items)
-    generator = build_generator(profile, trained, max_model_len=context)
+    generator = build_generator(profile, trained, max_model_len=context, batch_size=profile.eval_batch_size)
     results = {}
     try:
         for label in ("base", "trained") if trained else ("base",):
