@@ -19,7 +19,7 @@ import torch
 from .compat import checkpointing_kwargs, fp32_trainable
 from .config import DPOSettings, project_path
 from .data import read_records, write_json
-from .hardware import Precision, cuda_capability, device_map, world_size
+from .hardware import Precision, cuda_capability, device_map, is_main_process, world_size
 from .hardware import precision as precision_for
 from .pairs import to_trl
 
@@ -240,7 +240,7 @@ def train_dpo(
         fp32_trainable(trainer.model)
     trainer.train(resume_from_checkpoint=last_checkpoint(trainer_dir))
     adapter_dir = out_dir / "adapter"
-    if trainer.is_world_process_zero():
+    if is_main_process():  # every rank of a distributed launch trains; one writes
         trainer.model.save_pretrained(adapter_dir)
         tokenizer.save_pretrained(adapter_dir)
         write_json(adapter_dir / "dpo_settings.json", {**asdict(settings), "policy_model": policy_model})

@@ -40,12 +40,13 @@ class EvalSettings:
 
 
 def eval_context(max_input_len: int, max_new_tokens: int, model_limit: int | None) -> tuple[int, int]:
-    """(prompt budget, engine context) of an evaluation: the context is budget plus new tokens, capped at the model's
-    own limit, and a capped context shrinks the budget instead (the reference serves max_input_len + 2000)."""
-    context = max_input_len + max_new_tokens
+    """(prompt budget, engine context) of an evaluation: the context holds the budget, the chat template's headers
+    and the answer, capped at the model's own limit; a capped context shrinks the budget, never the answer (the
+    reference serves max_input_len + 2000)."""
+    context = max_input_len + CHAT_TEMPLATE_ALLOWANCE + max_new_tokens
     if model_limit is not None:
         context = min(context, model_limit)
-    budget = context - max_new_tokens - CHAT_TEMPLATE_ALLOWANCE
+    budget = context - CHAT_TEMPLATE_ALLOWANCE - max_new_tokens
     if budget < 1:
         raise ValueError(
             f"eval_max_new_tokens={max_new_tokens} leaves no room for a prompt in the model's {context}-token context"

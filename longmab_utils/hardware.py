@@ -79,3 +79,8 @@ def device_map(cuda: bool) -> dict[str, int] | str | None:
     if world_size() > 1:
         return {"": int(os.environ.get("LOCAL_RANK", "0"))}
     return "auto"
+
+
+def is_main_process() -> bool:
+    """True in a plain process and on rank 0 of a distributed launch (the one that writes shared files)."""
+    return int(os.environ.get("RANK", "0")) == 0

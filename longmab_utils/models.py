@@ -167,6 +167,40 @@ def attach_adapter(model: Any, folder: str, merge: bool = True) -> Any:
     return model.merge_and_unload() if merge else model
 
 
+REMOTE_CODE_MODELS = frozenset({"openbmb/MiniCPM-Embedding"})
+"""Hub models known to need their repository's code, for when their config is not on this machine yet."""
+
+
+def needs_remote_code(name: str) -> bool:
+    """True when a model's config maps its classes to the repository's own code (`auto_map`), as far as can be
+    told without loading it: a local folder's or the hub cache's config.json, else the known list."""
+    import json
+
+    if name.startswith("bundled:"):
+        return False
+    config = Path(name).expanduser() / "config.json"
+    if not config.is_file():
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name, "config.json")
+        config = Path(cached) if isinstance(cached, str) else None
+    if config is None:
+        return name in REMOTE_CODE_MODELS
+    return "auto_map" in json.loads(config.read_text())
+
+
+def check_remote_code(models: dict[str, tuple[str, bool]]) -> None:
+    """Stop before anything loads when a model needs its repository's code and the setting does not allow it.
+
+    `models` maps a setting name (e.g. `embedder_trust_remote_code`) to (model name, allowed)."""
+    for setting, (name, allowed) in models.items():
+        if not allowed and needs_remote_code(name):
+            raise ModelNotAvailable(
+                f"{name} runs code from its repository (its config has an auto_map); read that code, then opt in "
+                f"with --set {setting}=true"
+            )
+
+
 def load_embedder(name: str, trust_remote_code: bool = False):
     """Load a sentence-transformers embedder from a resolved local path or hub id."""
     from sentence_transformers import SentenceTransformer

@@ -46,10 +46,16 @@ def record_settings(run_dir: str | os.PathLike, step: str, profile: Profile, **e
 def probe(profile: Profile, run_dir: str | os.PathLike, data: str | None = None) -> dict:
     """Chunk, probe and score the samples; writes `priors.jsonl` (METHOD.md section 2)."""
     from .generation import build_generator
-    from .models import load_embedder
+    from .models import check_remote_code, load_embedder
     from .probe import generate_probes, run_probe
 
     samples = load_samples(profile, data)
+    check_remote_code(
+        {
+            "trust_remote_code": (profile.policy_model, profile.trust_remote_code),
+            "embedder_trust_remote_code": (profile.embedding_model, profile.embedder_trust_remote_code),
+        }
+    )
     if (Path(run_dir) / "priors.jsonl").exists() and (Path(run_dir) / "probe_summary.json").exists():
         record_settings(run_dir, "priors", profile, data=str(data or profile.data))
         print(f"{run_dir}/priors.jsonl was made with these settings; reusing it")
@@ -127,6 +133,7 @@ def pairs(profile: Profile, run_dir: str | os.PathLike) -> dict:
 def train(profile: Profile, run_dir: str | os.PathLike) -> dict:
     """DPO on `pairs.jsonl` (QLoRA on CUDA, LoRA on CPU); writes `adapter/`, its curves and `train_summary.json`."""
     from .dpo import dpo_settings, train_dpo
+    from .hardware import is_main_process
     from .plots import training_curves
 
     pairs_path = Path(run_dir) / "pairs.jsonl"
@@ -135,7 +142,6 @@ def train(profile: Profile, run_dir: str | os.PathLike) -> dict:
     record_settings(run_dir, "train", profile)
     adapter = str(project_path(profile.policy_adapter)) if profile.policy_adapter else None
     result = train_dpo(pairs_path, profile.policy_model, run_dir, dpo_settings(profile), adapter, profile.dtype)
-    training_curves(result["log"], Path(run_dir) / "adapter" / "training_curves.png")
     steps = [e for e in result["log"] if "loss" in e]
     checks = {k: v for k, v in result["checks"].items() if k != "token_lengths"}
     summary = {
@@ -147,7 +153,9 @@ def train(profile: Profile, run_dir: str | os.PathLike) -> dict:
         "last_loss": steps[-1]["loss"],
         "last_reward_margin": steps[-1].get("rewards/margins"),
     }
-    write_json(Path(run_dir) / "adapter" / "train_summary.json", summary)
+    if is_main_process():  # under `accelerate launch` every rank trains; one writes
+        training_curves(result["log"], Path(run_dir) / "adapter" / "training_curves.png")
+        write_json(Path(run_dir) / "adapter" / "train_summary.json", summary)
     return summary
 
 
