@@ -64,10 +64,10 @@ def run_study(
         raise FileNotFoundError(f"{priors_path} is missing; run notebook 03 (or the probe step) first")
     records = read_records(priors_path)[:samples]
     copies = arm_records(
-        records, study, load_embedder(profile.embedding_model, profile.trust_remote_code), profile.seed
+        records, study, load_embedder(profile.embedding_model, profile.embedder_trust_remote_code), profile.seed
     )
     policies = [study[c["id"].split("/")[0]][0] for c in copies]
-    rollouts = roll_batch(copies, build_generator(profile), profile, 0, desc="ablation rounds", policies=policies)
+    rollouts = roll_batch(copies, build_generator(profile), profile, desc="ablation rounds", policies=policies)
     write_jsonl(folder / "rollout.jsonl", rollouts)
     write_json(folder / "settings.json", settings)
     return rollouts
@@ -127,7 +127,7 @@ def run_ablation(
     from .models import load_embedder
 
     rollouts = run_study(profile, run_dir, samples, study)
-    embedder = load_embedder(profile.embedding_model, profile.trust_remote_code)
+    embedder = load_embedder(profile.embedding_model, profile.embedder_trust_remote_code)
     table = measure(rollouts, embedder, profile.top_k, profile.seed)
     write_json(Path(run_dir) / "ablation" / "measures.json", table)
     return {"measures": table, "regret": regret_curves(rollouts, profile.top_k)}

@@ -12,12 +12,14 @@ import gc
 import importlib.util
 import inspect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import torch
 from tqdm.auto import tqdm
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+from .seeds import derive_seed
 
 Messages = list[dict[str, str]]
 
@@ -36,9 +38,24 @@ class SamplingConfig:
 
 
 class Generator(Protocol):
-    """Chat messages in, generated texts out, in order."""
+    """Chat messages in, generated texts out, in order; `seeds` gives each prompt its own sampling seed."""
 
-    def generate(self, prompts: Sequence[Messages], sampling: SamplingConfig, desc: str = "generate") -> list[str]: ...
+    def generate(
+        self,
+        prompts: Sequence[Messages],
+        sampling: SamplingConfig,
+        desc: str = "generate",
+        seeds: Sequence[int] | None = None,
+    ) -> list[str]: ...
+
+
+def prompt_seeds(sampling: SamplingConfig, count: int, seeds: Sequence[int] | None) -> list[int]:
+    """One seed per prompt: the caller's, or derived from the sampling seed and the prompt's position."""
+    if seeds is None:
+        return [derive_seed(sampling.seed, index) for index in range(count)]
+    if len(seeds) != count:
+        raise ValueError(f"{len(seeds)} seeds for {count} prompts")
+    return list(seeds)
 
 
 class PresencePenalty(LogitsProcessor):
@@ -53,6 +70,32 @@ class PresencePenalty(LogitsProcessor):
             return scores
         seen = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, generated, True)
         return scores - self.penalty * seen.to(scores.dtype)
+
+
+class RowSampler(LogitsProcessor):
+    """Sampling with one random generator per row (Gumbel-max): adds Gumbel noise to the processed logits, so
+    that the greedy pick is a draw from their softmax, and a row's draws depend only on its own seed, never on
+    the batch it shares."""
+
+    def __init__(self, seeds: Sequence[int], device: torch.device | str):
+        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = scores.float()
+        exponential = [torch.empty_like(scores[0]).exponential_(generator=g) for g in self.generators]
+        return scores - torch.stack(exponential).log()
+
+
+def sampling_processors(sampling: SamplingConfig, prompt_length: int, seeds: Sequence[int], device: Any) -> list:
+    """Presence penalty, then (when sampling) temperature, nucleus and the per-row draw, in vLLM's order."""
+    processors: list = [PresencePenalty(sampling.presence_penalty, prompt_length)]
+    if sampling.temperature > 0:
+        processors += [
+            TemperatureLogitsWarper(sampling.temperature),
+            TopPLogitsWarper(sampling.top_p),
+            RowSampler(seeds, device),
+        ]
+    return processors
 
 
 def stop_token_ids(tokenizer: Any) -> list[int]:
@@ -85,7 +128,7 @@ def free_gpu_memory() -> None:
 
 
 class HFGenerator:
-    """Batched generation with transformers: left padding, length-sorted batches, seeded per batch.
+    """Batched generation with transformers: left padding, length-sorted batches, each row seeded on its own.
 
     A model loaded with an unmerged PEFT adapter (`load_policy(..., merge=False)`) serves base and adapter
     predictions from one copy of the weights: `use_adapter(False)` switches the adapter off.
@@ -126,28 +169,34 @@ class HFGenerator:
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
     @torch.inference_mode()
-    def generate(self, prompts: Sequence[Messages], sampling: SamplingConfig, desc: str = "generate") -> list[str]:
-        """Generate one response per prompt, in prompt order."""
+    def generate(
+        self,
+        prompts: Sequence[Messages],
+        sampling: SamplingConfig,
+        desc: str = "generate",
+        seeds: Sequence[int] | None = None,
+    ) -> list[str]:
+        """Generate one response per prompt, in prompt order; each row samples from its own seed."""
         encoded = [fit_context(ids, self.context, sampling.max_new_tokens) for ids in self.encode(prompts)]
+        row_seeds = prompt_seeds(sampling, len(encoded), seeds)
         order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
         outputs: list[str] = [""] * len(encoded)
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         # One batch: the caller's bar says enough. Passing disable=False would override TQDM_DISABLE.
         quiet = {"disable": True} if len(batches) < 2 else {}
-        for number, batch in enumerate(tqdm(batches, desc=desc, unit="batch", leave=False, **quiet)):
+        for batch in tqdm(batches, desc=desc, unit="batch", leave=False, **quiet):
             padded = self.tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt")
             padded = {k: v.to(self.model.device) for k, v in padded.items()}
-            torch.manual_seed(sampling.seed * 1_000_003 + number)
             prompt_length = padded["input_ids"].shape[1]
-            sample = sampling.temperature > 0
+            processors = sampling_processors(sampling, prompt_length, [row_seeds[i] for i in batch], self.model.device)
             generated = self.model.generate(
                 **padded,
-                do_sample=sample,
-                temperature=sampling.temperature if sample else None,
-                top_p=sampling.top_p if sample else None,
+                do_sample=False,  # the draw happens in RowSampler, one generator per row
+                temperature=None,
+                top_p=None,
                 top_k=None,
                 max_new_tokens=sampling.max_new_tokens,
-                logits_processor=LogitsProcessorList([PresencePenalty(sampling.presence_penalty, prompt_length)]),
+                logits_processor=LogitsProcessorList(processors),
                 eos_token_id=self.stop_ids,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
@@ -245,9 +294,18 @@ class VLLMGenerator:
             pass
         free_gpu_memory()
 
-    def generate(self, prompts: Sequence[Messages], sampling: SamplingConfig, desc: str = "generate") -> list[str]:
-        """Generate one response per prompt, in prompt order."""
-        params = self._sampling_params(**vllm_sampling_kwargs(sampling, self._accepted, self.stop_ids))
+    def generate(
+        self,
+        prompts: Sequence[Messages],
+        sampling: SamplingConfig,
+        desc: str = "generate",
+        seeds: Sequence[int] | None = None,
+    ) -> list[str]:
+        """Generate one response per prompt, in prompt order; each request carries its own seed."""
+        params = [
+            self._sampling_params(**vllm_sampling_kwargs(replace(sampling, seed=seed), self._accepted, self.stop_ids))
+            for seed in prompt_seeds(sampling, len(prompts), seeds)
+        ]
         encode = self.tokenizer
         token_prompts = [
             {

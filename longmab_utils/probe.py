@@ -20,6 +20,7 @@ from .embeddings import batch_priors
 from .generation import Generator, SamplingConfig
 from .metrics import normalize_answer
 from .prompts import probe_prompt, user_message
+from .seeds import derive_seed
 
 ANSWER_MARKER = "the answer is"
 
@@ -56,7 +57,9 @@ def is_valid_probe(probe: str, gold: str) -> bool:
 def generate_probes(samples: Sequence[dict], generator: Generator, profile: Profile) -> list[str]:
     """One gold-guided chain of thought per sample, with the rollout's sampling settings."""
     prompts = [user_message(probe_prompt(s["context"], s["question"], s["answer"])) for s in samples]
-    return generator.generate(prompts, replace(sampling_config(profile), max_new_tokens=profile.probe_max_new_tokens))
+    sampling = replace(sampling_config(profile), max_new_tokens=profile.probe_max_new_tokens)
+    seeds = [derive_seed(profile.seed, s["id"], 0, "probe") for s in samples]
+    return generator.generate(prompts, sampling, desc="probe", seeds=seeds)
 
 
 def sampling_config(profile: Profile, seed: int | None = None) -> SamplingConfig:

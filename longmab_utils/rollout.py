@@ -25,6 +25,7 @@ from .data import DataError, JsonlAppender, iter_jsonl, read_records, write_json
 from .generation import Generator
 from .metrics import pair_score, rollout_reward
 from .probe import sampling_config
+from .seeds import derive_seed
 from .prompts import cot_answer_prompt, user_message
 
 ROLLOUT_FILE = "rollout.jsonl"
@@ -91,16 +92,10 @@ def round_prompt(record: dict, selected: np.ndarray) -> list[dict[str, str]]:
     return user_message(cot_answer_prompt(context, record["question"]))
 
 
-def batch_seed(seed: int, batch_index: int, round_number: int) -> int:
-    """The sampling seed of one batched generate call, fixed by position so reruns repeat it."""
-    return (seed * 1_000_003 + batch_index) * 1_009 + round_number
-
-
 def roll_batch(
     records: Sequence[dict],
     generator: Generator,
     profile: Profile,
-    batch_index: int,
     desc: str = "rounds",
     policies: Sequence[str] | None = None,
 ) -> list[dict]:
@@ -115,8 +110,8 @@ def roll_batch(
     for round_number in tqdm(range(1, profile.rounds + 1), desc=desc, unit="round", leave=False):
         selections = policy.select(profile.top_k)
         prompts = [round_prompt(r, s) for r, s in zip(records, selections)]
-        sampling = sampling_config(profile, batch_seed(profile.seed, batch_index, round_number))
-        responses = generator.generate(prompts, sampling, desc=f"round {round_number}")
+        seeds = [derive_seed(profile.seed, r["id"], round_number, "rollout") for r in records]
+        responses = generator.generate(prompts, sampling_config(profile), desc=f"round {round_number}", seeds=seeds)
         rewards = [rollout_reward(text, r["answer"], profile.reward_subem_on) for text, r in zip(responses, records)]
         policy.update(selections, rewards)
         for i, (selection, reward, response) in enumerate(zip(selections, rewards, responses)):
@@ -196,7 +191,7 @@ def run_rollout(
     with JsonlAppender(path) as out:
         progress = tqdm(range(start, len(batches)), desc="rollout", unit="batch", initial=start, total=len(batches))
         for batch_index in progress:
-            for record in roll_batch(batches[batch_index], generator, profile, batch_index):
+            for record in roll_batch(batches[batch_index], generator, profile):
                 out.append(record)
     summary = summarize(read_records(path), profile.top_k)
     summary["seconds_this_invocation"] = round(time.perf_counter() - began, 1)

@@ -107,3 +107,27 @@ def test_hf_generation_is_deterministic_for_a_seed_and_keeps_prompt_order(genera
     together = generator.generate(PROMPTS, greedy)
     alone = [generator.generate([prompt], greedy)[0] for prompt in PROMPTS]
     assert together == alone
+
+
+@pytest.mark.models
+def test_each_row_samples_from_its_own_seed_whatever_its_batch(generator):
+    sampling = SamplingConfig(max_new_tokens=12, seed=0)
+    seeds = [2**40, 7, 2**62 + 3]
+    together = generator.generate(PROMPTS, sampling, seeds=seeds)
+    alone = [generator.generate([prompt], sampling, seeds=[seed])[0] for prompt, seed in zip(PROMPTS, seeds)]
+    assert together == alone
+    other = generator.generate(PROMPTS, sampling, seeds=[seed + 1 for seed in seeds])
+    assert other != together
+
+
+def test_row_sampler_draws_from_the_softmax_with_each_rows_own_seed():
+    from longmab_utils.generation import RowSampler
+
+    scores = torch.log(torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])).repeat(2000, 1)
+    picks = RowSampler(list(range(4000)), "cpu")(None, scores).argmax(dim=1)
+    first, second = picks[0::2], picks[1::2]
+    assert (
+        abs((first == 0).float().mean().item() - 0.7) < 0.04 and abs((second == 2).float().mean().item() - 0.8) < 0.04
+    )
+    one = RowSampler([11, 12], "cpu")(None, scores[:2].clone())
+    assert torch.equal(one[1], RowSampler([12], "cpu")(None, scores[1:2].clone())[0])

@@ -56,7 +56,7 @@ class FakeGenerator:
     def use_adapter(self, enabled):
         self.adapter_on = enabled
 
-    def generate(self, prompts, sampling, desc="generate"):
+    def generate(self, prompts, sampling, desc="generate", seeds=None):
         self.calls.append((desc, self.adapter_on, len(prompts)))
         return [self.answer] * len(prompts)
 
@@ -91,7 +91,8 @@ def test_the_embedder_loads_only_after_the_policy_is_freed(tmp_path, monkeypatch
     answers = iter(s["answer"] for s in samples)
 
     class ProbeGenerator(FakeGenerator):
-        def generate(self, prompts, sampling, desc="generate"):
+        def generate(self, prompts, sampling, desc="generate", seeds=None):
+            assert len(set(seeds)) == len(prompts)  # one seed per sample
             return [probe.format(next(answers)) for _ in prompts]
 
     def embedder(name, trust_remote_code=False):

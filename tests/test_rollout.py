@@ -11,20 +11,20 @@ from longmab_utils.rollout import merge_shards, run_rollout, shard
 
 
 class FakeGenerator:
-    """Answers correctly when the prompt shows the chunk holding the answer, else guesses from a seeded hash."""
+    """Answers correctly when the prompt shows the chunk holding the answer, else guesses from its seeded hash."""
 
     def __init__(self, answers):
         self.answers = answers
         self.calls = 0
 
-    def generate(self, prompts, sampling, desc=""):
+    def generate(self, prompts, sampling, desc="", seeds=None):
         self.calls += 1
         texts = []
-        for messages in prompts:
+        for messages, seed in zip(prompts, seeds):
             content = messages[0]["content"]
             question = content.split("Question: ")[1].split("\n")[0]
             gold = self.answers[question]
-            lucky = zlib.crc32(f"{content}{sampling.seed}".encode()) % 3 == 0
+            lucky = zlib.crc32(f"{content}{seed}".encode()) % 3 == 0
             answer = gold if f"holds {gold}" in content or lucky else "Nobody"
             texts.append(f"Reasoning: I read it.\nAnswer: {answer}")
         return texts
