@@ -140,3 +140,29 @@ def test_shards_merge_into_the_sample_order(tmp_path, profile):
     assert summary["samples"] == 5
     with pytest.raises(ValueError, match="I/N"):
         shard(records, "2/2")
+
+
+@pytest.mark.models
+def test_how_the_work_is_cut_never_changes_the_data(tmp_path):
+    """Real smoke models, a seed past 2**40: two runs, another batch size, and two shards merged, byte for byte."""
+    import shutil
+
+    from longmab_utils import pipeline
+
+    profile = get_profile("smoke", {"seed": 2**40})
+    runs = {name: tmp_path / name for name in ("once", "again", "batch3", "sharded")}
+    for name in ("once", "again"):
+        pipeline.probe(profile, runs[name])
+    assert (runs["once"] / "priors.jsonl").read_bytes() == (runs["again"] / "priors.jsonl").read_bytes()
+    for name in ("batch3", "sharded"):
+        runs[name].mkdir()
+        for artifact in ("priors.jsonl", "probe_summary.json", "settings.json"):
+            shutil.copy(runs["once"] / artifact, runs[name] / artifact)
+    pipeline.rollout(profile, runs["once"])
+    pipeline.rollout(profile, runs["again"])
+    pipeline.rollout(get_profile("smoke", {"seed": 2**40, "rollout_batch": 3}), runs["batch3"])
+    for index in range(2):
+        pipeline.rollout(profile, runs["sharded"], f"{index}/2")
+    pipeline.merge(profile, runs["sharded"], 2)
+    expected = (runs["once"] / "rollout.jsonl").read_bytes()
+    assert all((run / "rollout.jsonl").read_bytes() == expected for run in runs.values())
