@@ -18,6 +18,7 @@ import torch
 
 from .config import DPOSettings, project_path
 from .data import read_records, write_json
+from .errors import UserError
 from .pairs import to_trl
 
 
@@ -41,7 +42,7 @@ def quantization_config(settings: DPOSettings, cuda: bool) -> Any:
     if settings.quantization != "4bit":
         raise ValueError(f"quantization must be '4bit' or 'none', got {settings.quantization!r}")
     if not cuda:
-        raise ValueError("4-bit QLoRA needs a CUDA GPU and bitsandbytes; on a CPU use --set quantization=none")
+        raise UserError("4-bit QLoRA needs a CUDA GPU and bitsandbytes; on a CPU use --set quantization=none")
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(
@@ -109,7 +110,7 @@ def leading_bos(ids: Sequence[int], bos: int | None) -> int:
 def check_pairs(pairs: Sequence[dict], tokenizer: Any, max_length: int) -> dict[str, Any]:
     """What a DPO run needs of its pairs: distinct responses, a positive score gap, lengths, one BOS."""
     if not pairs:
-        raise ValueError("no preference pairs to train on; check pairs_summary.json for why samples were skipped")
+        raise UserError("no preference pairs to train on; check pairs_summary.json for why samples were skipped")
     lengths, bos = [], []
     for pair in pairs:
         messages = to_trl(pair)
@@ -143,9 +144,7 @@ def load_for_training(
         from peft import prepare_model_for_kbit_training
 
         if policy_adapter:
-            raise ValueError(
-                "QLoRA starts from the base model; merge the policy adapter first or use quantization=none"
-            )
+            raise UserError("QLoRA starts from the base model; merge the policy adapter first or use quantization=none")
         path = resolve_model(policy_model)
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(

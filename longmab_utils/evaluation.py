@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import read_longbench, write_json, write_jsonl
+from .errors import UserError
 from .generation import Generator, SamplingConfig
 from .metrics import answer_metrics, extract_answer
 from .pairs import middle_truncate
@@ -42,7 +43,7 @@ def eval_files(data: str | os.PathLike) -> list[Path]:
     path = Path(data)
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in EVAL_SUFFIXES)
     if not files:
-        raise FileNotFoundError(f"no .jsonl or .parquet evaluation files in {path}")
+        raise UserError(f"no .jsonl or .parquet evaluation files in {path}")
     return files
 
 

