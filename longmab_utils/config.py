@@ -25,7 +25,8 @@ from .bundled import BUNDLED_EMBEDDER, BUNDLED_POLICY
 from .embeddings import PRIOR_KINDS
 from .errors import UserError
 
-STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
+# Lax parsing turns `--set` strings into each field's type; unknown keys and inf/nan are refused.
+SETTINGS = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
 
 
 class SettingsError(UserError):
@@ -49,7 +50,7 @@ Prior = Literal[PRIOR_KINDS]
 Policy = Literal[POLICIES]
 
 
-@dataclass(frozen=True, config=STRICT)
+@dataclass(frozen=True, config=SETTINGS)
 class DPOSettings:
     """The training knobs; defaults are the reference's (METHOD.md section 6)."""
 
@@ -95,7 +96,7 @@ class DPOSettings:
     """Seed of the split, the data order and the LoRA initialisation (training takes the run's seed)."""
 
 
-@dataclass(frozen=True, config=STRICT)
+@dataclass(frozen=True, config=SETTINGS)
 class Profile:
     """Every knob of a run; the defaults are the paper's (METHOD.md), profiles below change what they must."""
 
