@@ -42,7 +42,7 @@ def quantization_config(settings: DPOSettings, cuda: bool) -> Any:
     if settings.quantization != "4bit":
         raise ValueError(f"quantization must be '4bit' or 'none', got {settings.quantization!r}")
     if not cuda:
-        raise UserError("4-bit QLoRA needs a CUDA GPU and bitsandbytes; on a CPU use --set quantization=none")
+        raise UserError("4-bit QLoRA needs a CUDA GPU and bitsandbytes; on a CPU use --set dpo.quantization=none")
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(
@@ -144,7 +144,9 @@ def load_for_training(
         from peft import prepare_model_for_kbit_training
 
         if policy_adapter:
-            raise UserError("QLoRA starts from the base model; merge the policy adapter first or use quantization=none")
+            raise UserError(
+                "QLoRA starts from the base model; merge the policy adapter first or use dpo.quantization=none"
+            )
         path = resolve_model(policy_model)
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(

@@ -201,3 +201,17 @@ def test_pairs_step_reads_the_rollout_and_writes_every_export(rolled):
     assert summary["samples"] == 3 and summary["pairs"] + sum(summary["skipped"].values()) == 3
     for name in ("pairs.jsonl", "pairs_trl.jsonl", "pairs_summary.json", "llamafactory/train_dpo.yaml"):
         assert (rolled / name).exists(), name
+
+
+def test_train_without_a_logged_loss_says_why(tmp_path, monkeypatch, capsys):
+    from longmab_utils import dpo
+
+    def trained(*_args):
+        (tmp_path / "adapter").mkdir()
+        return {"log": [{"step": 2, "train_loss": 0.69}], "train_pairs": 2, "val_pairs": 0, "checks": {}}
+
+    (tmp_path / "pairs.jsonl").write_text("{}\n")
+    monkeypatch.setattr(dpo, "train_dpo", trained)
+    summary = pipeline.train(get_profile("smoke", {"dpo.logging_steps": "50"}), tmp_path)
+    assert summary["steps"] == 0 and summary["first_loss"] is None and summary["last_loss"] is None
+    assert "dpo.logging_steps=50 exceeds the training steps" in capsys.readouterr().out
