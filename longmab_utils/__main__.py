@@ -1,6 +1,8 @@
 """Command line: `python -m longmab_utils STEP --profile NAME --run-dir DIR [--set key=value ...]`.
 
 Every step is a function of `pipeline` that the notebooks call too; see `--help` of each step.
+`settings --profile NAME` prints every key with its value and docstring. Settings are validated
+before any heavy module (torch, transformers) is imported.
 """
 
 from __future__ import annotations
@@ -9,12 +11,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from . import pipeline
-from .config import PROFILES, get_profile, parse_overrides
-from .data import DataError
-from .models import ModelNotAvailable
+from .config import PROFILES, describe, get_profile, parse_overrides
+from .errors import UserError
 from .reproduce import ABLATIONS, COURSE, NotebookFailed, reproduce
 
 
@@ -22,10 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per pipeline step."""
     parser = argparse.ArgumentParser(prog="python -m longmab_utils", description=__doc__.splitlines()[0])
     steps = parser.add_subparsers(dest="step", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--profile", default="cpu-tiny", choices=sorted(PROFILES), help="settings profile")
-    common.add_argument("--run-dir", help="folder for this run's artifacts (required except for reproduce)")
-    common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a profile field")
+    chosen = argparse.ArgumentParser(add_help=False)
+    chosen.add_argument("--profile", default="cpu-tiny", choices=sorted(PROFILES), help="settings profile")
+    chosen.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a profile field")
+    common = argparse.ArgumentParser(add_help=False, parents=[chosen])
+    common.add_argument("--run-dir", required=True, help="folder for this run's artifacts")
+    steps.add_parser("settings", parents=[chosen], help="print every setting with its value and docstring")
     probe = steps.add_parser("probe", parents=[common], help="chunk, probe and write priors.jsonl")
     probe.add_argument("--data", help="training samples JSONL (default: the profile's)")
     rollout = steps.add_parser("rollout", parents=[common], help="MAB rollout over priors.jsonl -> rollout.jsonl")
@@ -35,25 +36,30 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = steps.add_parser("evaluate", parents=[common], help="base vs trained on LongBench-format sets")
     evaluate.add_argument("--adapter", help="trained adapter folder (default: RUN_DIR/adapter when present)")
     evaluate.add_argument("--data", help="evaluation folder or file (default: the profile's eval_data)")
-    course = steps.add_parser("reproduce", parents=[common], help="execute the course notebooks with papermill")
+    course = steps.add_parser("reproduce", parents=[chosen], help="execute the course notebooks with papermill")
+    course.add_argument("--run-dir", help="run folder (default: a new one under runs/)")
     course.add_argument("--from", dest="start", metavar="NN", help="restart from notebook NN (needs --run-dir)")
-    course.add_argument("--cell-timeout", type=int, default=3600, help="seconds one notebook cell may run")
+    course.add_argument(
+        "--cell-timeout", type=int, help="seconds one notebook cell may run (default: the profile's cell_timeout)"
+    )
     course.add_argument("--ablations", action="store_true", help="also run 07_ablations (the policy study)")
     merge = steps.add_parser("merge", parents=[common], help="merge rollout shards into rollout.jsonl")
     merge.add_argument("--shards", type=int, required=True, help="the N of the --shard I/N runs")
     return parser
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Dispatch one parsed command to its pipeline step."""
+def run(args: argparse.Namespace) -> dict | None:
+    """Dispatch one parsed command to its pipeline step (the modules that import torch load only here)."""
     overrides = parse_overrides(args.set)
-    if args.step == "reproduce":
-        run_dir = Path(args.run_dir) if args.run_dir else None
-        notebooks = COURSE + ABLATIONS if args.ablations else COURSE
-        return reproduce(args.profile, overrides, run_dir, args.start, notebooks, args.cell_timeout)["metrics"]
-    if not args.run_dir:
-        raise ValueError(f"{args.step} needs --run-dir")
     profile = get_profile(args.profile, overrides)
+    if args.step == "settings":
+        print(describe(profile))
+        return None
+    if args.step == "reproduce":
+        notebooks = COURSE + ABLATIONS if args.ablations else COURSE
+        return reproduce(args.profile, overrides, args.run_dir, args.start, notebooks, args.cell_timeout)["metrics"]
+    from . import pipeline
+
     if args.step == "probe":
         return pipeline.probe(profile, args.run_dir, args.data)
     if args.step == "rollout":
@@ -68,11 +74,11 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a step and print its summary; bad input exits 2, a failed notebook 1, each with a one-line error."""
+    """Run a step and print its summary; a user error exits 2 and a failed notebook 1, each with one line."""
     args = build_parser().parse_args(argv)
     try:
         summary = run(args)
-    except (DataError, ModelNotAvailable, pipeline.RunDirConflict, FileNotFoundError, ValueError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except NotebookFailed as error:
@@ -81,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished batches are saved; rerun the same command to resume", file=sys.stderr)
         return 130
-    print(json.dumps(summary, indent=2))
+    if summary is not None:
+        print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from .config import Profile
 from .data import read_json, read_records, write_json, write_jsonl
 from .embeddings import batch_priors, embed
+from .errors import UserError
 from .measures import arm_means, cumulative_regret, distinct_n, evidence_coverage, mean_pairwise_distance, pair_stats
 
 STUDY: dict[str, tuple[str, str]] = {
@@ -61,7 +62,7 @@ def run_study(
         return read_records(folder / "rollout.jsonl")
     priors_path = Path(run_dir) / "priors.jsonl"
     if not priors_path.exists():
-        raise FileNotFoundError(f"{priors_path} is missing; run notebook 03 (or the probe step) first")
+        raise UserError(f"{priors_path} is missing; run notebook 03 (or the probe step) first")
     records = read_records(priors_path)[:samples]
     copies = arm_records(
         records, study, load_embedder(profile.embedding_model, profile.embedder_trust_remote_code), profile.seed

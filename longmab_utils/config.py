@@ -1,68 +1,102 @@
-"""Typed run profiles: one dataclass whose fields every CLI command and notebook reads.
+"""Typed run profiles: every knob of a run, with its docstring, validated when a profile is built.
 
 Introduced in notebook 01. `get_profile(name, overrides)` returns a profile with `--set key=value`
-overrides applied and type-checked; the run directory records the effective settings.
+overrides applied (`--set dpo.beta=0.2` reaches the DPO settings); a bad value, an unknown key or a
+wrong nesting raises `SettingsError` naming the field, the value and what is allowed, before any model
+loads. `python -m longmab_utils settings --profile NAME` prints every key with its value and docstring.
+The run directory records the effective settings.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
+import difflib
 import typing
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from .models import BUNDLED_EMBEDDER, BUNDLED_POLICY
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
+from pydantic.fields import FieldInfo
+
+from .bandit import POLICIES
+from .bundled import BUNDLED_EMBEDDER, BUNDLED_POLICY
+from .embeddings import PRIOR_KINDS
+from .errors import UserError
+
+# Lax parsing turns `--set` strings into each field's type; unknown keys and inf/nan are refused.
+SETTINGS = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
 
 
-@dataclass(frozen=True)
+class SettingsError(UserError):
+    """A profile name, a `--set` item or a setting's value that is not allowed."""
+
+
+def _count_or_all(value: int | None) -> int | None:
+    """Reject 0 for a sample limit: None already means all of them."""
+    if value is not None and value < 1:
+        raise ValueError("should be >= 1, or none for all (0 is not a limit)")
+    return value
+
+
+Count = Annotated[int, Field(ge=1)]
+Limit = Annotated[int | None, AfterValidator(_count_or_all)]
+Seed = Annotated[int, Field(ge=0, lt=2**63)]
+Share = Annotated[float, Field(ge=0, lt=1)]
+Backend = Literal["auto", "hf", "vllm"]
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]
+Prior = Literal[PRIOR_KINDS]
+Policy = Literal[POLICIES]
+
+
+@dataclass(frozen=True, config=SETTINGS)
 class DPOSettings:
     """The training knobs; defaults are the reference's (METHOD.md section 6)."""
 
-    beta: float = 0.1
+    beta: Annotated[float, Field(gt=0)] = 0.1
     """DPO temperature on the log-ratio margin."""
-    sft_weight: float = 0.1
+    sft_weight: Annotated[float, Field(ge=0)] = 0.1
     """Weight of the NLL term on chosen responses (ftx: 0.1 for Llama-3.1, 0.2 for Qwen2.5)."""
-    learning_rate: float = 2e-5
+    learning_rate: Annotated[float, Field(gt=0)] = 2e-5
     """AdamW peak learning rate."""
-    epochs: float = 2.0
+    epochs: Annotated[float, Field(gt=0)] = 2.0
     """Passes over the training pairs."""
-    warmup: float = 0.1
+    warmup: Annotated[float, Field(ge=0, le=1)] = 0.1
     """Share of steps with linear warmup, then cosine decay."""
-    batch_size: int = 1
+    batch_size: Count = 1
     """Pairs per device per step."""
-    grad_accum: int = 1
+    grad_accum: Count = 1
     """Gradient accumulation steps."""
-    max_length: int = 8500
+    max_length: Count = 8500
     """Cutoff in tokens for prompt plus response."""
-    val_size: float = 0.1
+    val_size: Share = 0.1
     """Share of pairs held out for evaluation during training."""
-    lora_rank: int = 8
+    lora_rank: Count = 8
     """LoRA rank on every linear layer."""
-    lora_alpha: int = 16
+    lora_alpha: Count = 16
     """LoRA scaling numerator."""
-    lora_dropout: float = 0.0
+    lora_dropout: Share = 0.0
     """Dropout on the LoRA path."""
-    quantization: str = "4bit"
+    quantization: Literal["4bit", "none"] = "4bit"
     """`4bit` (QLoRA, NF4, double quantization, bf16 compute; needs CUDA) or `none` (plain LoRA)."""
     gradient_checkpointing: bool = True
     """Recompute activations in the backward pass (memory for time)."""
     precompute_ref: bool = True
     """Compute the frozen reference's log-probs once before training (the same loss, one forward less per step)."""
-    logging_steps: int = 1
+    logging_steps: Count = 1
     """Steps between logged losses."""
-    eval_steps: int | None = None
+    eval_steps: Count | None = None
     """Steps between evaluations on the held-out pairs (None: about 10 evaluations over the run)."""
-    save_steps: int | None = None
+    save_steps: Count | None = None
     """Steps between checkpoints that a crashed run resumes from (None: about 10 over the run)."""
     deepspeed: str | None = None
     """DeepSpeed config for multi-GPU runs under `accelerate launch` (configs/deepspeed_zero2.json), or None."""
-    seed: int = 42
+    seed: Seed = 42
     """Seed of the split, the data order and the LoRA initialisation (training takes the run's seed)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SETTINGS)
 class Profile:
     """Every knob of a run; the defaults are the paper's (METHOD.md), profiles below change what they must."""
 
@@ -78,76 +112,76 @@ class Profile:
     """Allow the policy model's repository to run its own code; off unless set."""
     embedder_trust_remote_code: bool = False
     """Allow the embedding model's repository code (MiniCPM-Embedding needs it); off unless set."""
-    backend: str = "auto"
+    backend: Backend = "auto"
     """Generation backend: `auto` (vLLM when importable and CUDA is present, else HF), `hf` or `vllm`."""
-    dtype: str = "auto"
+    dtype: Dtype = "auto"
     """Model dtype: `auto` (bf16 on CUDA compute capability >= 8, fp16 on older GPUs, fp32 on CPU) or a dtype name."""
     data: str = "data/sample/train.jsonl"
     """Training samples (JSONL: id, question or input, answer, context)."""
-    max_samples: int | None = None
+    max_samples: Limit = None
     """Use only the first N samples (None: all)."""
-    chunk_size: int = 1500
+    chunk_size: Count = 1500
     """Chunk budget in policy tokens."""
-    overlap: int = 2
+    overlap: Annotated[int, Field(ge=0)] = 2
     """Pieces shared between consecutive chunks."""
-    min_sentences: int = 2
+    min_sentences: Count = 2
     """A final chunk with fewer pieces (overlap included) is merged into the previous one."""
-    prior: str = "probe_similarity"
+    prior: Prior = "probe_similarity"
     """Arm priors: `probe_similarity`, `query_similarity` or `random`."""
     keep_invalid_probes: bool = False
     """Keep samples without a valid probe, with query-similarity priors (the reference drops them)."""
-    probe_max_new_tokens: int = 1024
+    probe_max_new_tokens: Count = 1024
     """Token limit of the probe chain of thought."""
-    rounds: int = 30
+    rounds: Count = 30
     """Rollout rounds per sample (responses per sample)."""
-    top_k: int = 4
+    top_k: Count = 4
     """Chunks shown to the policy per round."""
-    policy: str = "ucb"
+    policy: Policy = "ucb"
     """Chunk-selection policy: `ucb` (the paper) or a baseline from bandit.POLICIES."""
-    reward_subem_on: str = "response"
+    reward_subem_on: Literal["response", "answer"] = "response"
     """Rollout reward's SubEM over the whole `response` (reference) or the extracted `answer`."""
-    temperature: float = 1.0
+    temperature: Annotated[float, Field(ge=0)] = 1.0
     """Sampling temperature of probe and rollout."""
-    top_p: float = 0.95
+    top_p: Annotated[float, Field(gt=0, le=1)] = 0.95
     """Nucleus sampling mass."""
     presence_penalty: float = 1.0
     """Subtracted once from the logit of every token already generated."""
-    max_new_tokens: int = 1024
+    max_new_tokens: Count = 1024
     """Token limit of each rollout response."""
-    rollout_batch: int = 50
+    rollout_batch: Count = 50
     """Samples that advance one round together per batched generate call."""
-    gen_batch_size: int = 16
+    gen_batch_size: Count = 16
     """Sequences per forward pass of the HF backend (probe and rollout)."""
-    eval_batch_size: int | None = None
+    eval_batch_size: Count | None = None
     """Sequences per forward pass of the HF backend in evaluation, whose prompts are longer (None: gen_batch_size)."""
-    max_model_len: int | None = 30000
+    max_model_len: Count | None = 30000
     """Probe and rollout context length of vLLM (capped at the model's own limit); None: the model's limit.
     Evaluation derives its own: eval_max_input_len + eval_max_new_tokens."""
-    tensor_parallel_size: int = 1
+    tensor_parallel_size: Count = 1
     """vLLM tensor parallelism (GPUs per model)."""
-    gpu_memory_utilization: float = 0.9
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
     """Fraction of GPU memory vLLM may take."""
     enable_prefix_caching: bool = True
     """vLLM prefix caching (the long shared document prefix)."""
-    max_prompt_length: int = 8192
+    max_prompt_length: Count = 8192
     """DPO prompt budget in tokens (METHOD.md section 5)."""
     dpo: DPOSettings = field(default_factory=DPOSettings)
     """DPO and LoRA settings (METHOD.md section 6); override with `--set dpo.beta=0.2`."""
     eval_data: str = "data/sample/eval"
     """Evaluation folder (or file) in LongBench format: `input`, `context`, `answers` (JSONL or parquet)."""
-    eval_max_input_len: int = 100_000
+    eval_max_input_len: Count = 100_000
     """Token limit of the filled evaluation template; longer prompts keep their first and last halves. Capped so
     that it plus eval_max_new_tokens fits the model's context."""
-    eval_max_new_tokens: int = 1024
+    eval_max_new_tokens: Count = 1024
     """Token limit of each evaluation answer (greedy)."""
-    eval_max_items: int | None = None
+    eval_max_items: Limit = None
     """Evaluate only the first N items of each file (None: all)."""
-    ablation_samples: int | None = None
+    ablation_samples: Limit = None
     """Probed samples rolled out under every policy of the ablation study, notebook 07 (None: all)."""
-    seed: int = 42
-    """The one seed of the run."""
-    cell_timeout: int | None = 3600
+    cell_timeout: Count | None = 3600
     """Seconds one notebook cell may run under `reproduce` (None: no limit)."""
+    seed: Seed = 42
+    """The one seed of the run."""
 
 
 CPU_TINY = Profile(
@@ -228,49 +262,102 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def _coerce(name: str, annotation: Any, text: str) -> Any:
-    """Parse a `--set` value for a field of the given type annotation."""
-    hints = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
-    if type(None) in hints and text.lower() in ("none", "null"):
-        return None
-    for hint in (h for h in hints if h is not type(None)):
-        if hint is bool:
-            if text.lower() in ("true", "1", "yes", "false", "0", "no"):
-                return text.lower() in ("true", "1", "yes")
-            raise ValueError(f"--set {name}={text}: expected true or false")
-        try:
-            return hint(text)
-        except ValueError:
-            raise ValueError(f"--set {name}={text}: expected {hint.__name__}") from None
-    raise ValueError(f"--set {name}={text}: unsupported type")
+def shown(value: Any) -> str:
+    """A value as `--set` writes it: `none`, `true`/`false`, or the plain text."""
+    if value is None:
+        return "none"
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _apply(settings: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
-    """A copy of a settings dataclass with overrides; `outer.inner` keys reach nested settings."""
-    hints = typing.get_type_hints(type(settings))
-    known = {f.name for f in fields(settings)}
-    changes, nested = {}, {}
-    for key, value in overrides.items():
-        outer, dot, inner = key.partition(".")
-        if outer not in known or (dot and not dataclasses.is_dataclass(getattr(settings, outer))):
-            names = ", ".join(prefix + k for k in sorted(known))
-            raise ValueError(f"--set {prefix}{key}: unknown setting; known: {names}")
-        if dot:
-            nested.setdefault(outer, {})[inner] = value
-        elif isinstance(value, str) and hints[key] is not str:
-            changes[key] = _coerce(prefix + key, hints[key], value)
+def settings_items(settings: Any, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """Every settable key (dotted for nested settings) with its value and docstring, in declaration order."""
+    items = []
+    for name, info in type(settings).__pydantic_fields__.items():
+        value = getattr(settings, name)
+        if dataclasses.is_dataclass(value):
+            items += settings_items(value, f"{prefix}{name}.")
         else:
-            changes[key] = value
-    for outer, inner in nested.items():
-        changes[outer] = _apply(getattr(settings, outer), inner, f"{prefix}{outer}.")
-    return replace(settings, **changes)
+            items.append((prefix + name, value, info.description or ""))
+    return items
+
+
+def describe(profile: Profile) -> str:
+    """The text of `python -m longmab_utils settings`: each key as `--set` takes it, then its docstring."""
+    return "\n".join(f"{key} = {shown(value)}\n    {doc}" for key, value, doc in settings_items(profile))
+
+
+def _group(info: FieldInfo) -> type | None:
+    """The nested settings class of a field, or None for a plain value."""
+    return info.annotation if dataclasses.is_dataclass(info.annotation) else None
+
+
+def _keys(settings_type: type, prefix: str = "") -> list[str]:
+    """Every settable key of a settings class, dotted for nested settings."""
+    return [key for key, _, _ in settings_items(settings_type(), prefix)]
+
+
+def _unknown(key: str, settings_type: type, prefix: str) -> SettingsError:
+    """The error for a key the settings do not have, with the likely intended keys."""
+    known = _keys(settings_type, prefix)
+    leaf = key.rsplit(".", 1)[-1]
+    guesses = [k for k in known if k.rsplit(".", 1)[-1] == leaf] or difflib.get_close_matches(key, known, n=3)
+    infos = settings_type.__pydantic_fields__
+    level = [prefix + name + (".*" if _group(info) else "") for name, info in infos.items()]
+    allowed = f"did you mean {' or '.join(guesses)}?" if guesses else f"known: {', '.join(level)}"
+    return SettingsError(f"unknown setting {key!r}: {allowed} (`python -m longmab_utils settings` explains each)")
+
+
+def _merge(settings_type: type, values: dict, key: str, value: Any, prefix: str = "") -> None:
+    """Put one override into a profile's nested values, refusing unknown keys and wrong nesting."""
+    outer, dot, inner = key.partition(".")
+    infos = settings_type.__pydantic_fields__
+    if outer not in infos:
+        raise _unknown(prefix + key, settings_type, prefix)
+    group = _group(infos[outer])
+    if dot and group is None:
+        raise SettingsError(
+            f"invalid setting {prefix}{key}={shown(value)}: {prefix}{outer} has no sub-settings; "
+            f"did you mean {prefix}{outer}={shown(value)}?"
+        )
+    if dot:
+        _merge(group, values[outer], inner, value, f"{prefix}{outer}.")
+    elif group is not None:
+        if not isinstance(value, dict | group):
+            keys = ", ".join(_keys(group, f"{prefix}{outer}."))
+            raise SettingsError(
+                f"invalid setting {prefix}{key}={shown(value)}: {prefix}{outer} is a group of settings; "
+                f"set its keys one at a time: {keys}"
+            )
+        for name, item in (value if isinstance(value, dict) else dataclasses.asdict(value)).items():
+            _merge(group, values[outer], name, item, f"{prefix}{outer}.")
+    else:
+        optional = type(None) in typing.get_args(infos[outer].annotation)
+        none = optional and isinstance(value, str) and value.strip().lower() in ("none", "null")
+        values[outer] = None if none else value
+
+
+def _problem(error: dict) -> str:
+    """One validation error as `invalid setting key=value: what is allowed`."""
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "unexpected_keyword_argument":
+        return f"unknown setting {key!r}"
+    message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+    return f"invalid setting {key}={shown(error['input'])}: {message[0].lower()}{message[1:]}"
 
 
 def get_profile(name: str, overrides: dict[str, Any] | None = None) -> Profile:
-    """The named profile with overrides applied; strings (from `--set`) are parsed to the field's type."""
+    """The named profile with overrides applied and validated; strings (from `--set`) are parsed to each type."""
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
-    return _apply(PROFILES[name], overrides or {})
+        raise SettingsError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    if not overrides:
+        return PROFILES[name]
+    values = dataclasses.asdict(PROFILES[name])
+    for key, value in overrides.items():
+        _merge(Profile, values, key, value)
+    try:
+        return Profile(**values)
+    except ValidationError as error:
+        raise SettingsError("; ".join(_problem(e) for e in error.errors())) from None
 
 
 def notebook_profile(name: str, seed: int, overrides: dict[str, Any] | None = None, **knobs: Any) -> Profile:
@@ -284,8 +371,8 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     result = {}
     for item in pairs:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {item!r}")
+        if not sep or not key.strip():
+            raise SettingsError(f"--set expects key=value (for example --set rounds=8), got {item!r}")
         result[key.strip()] = value
     return result
 

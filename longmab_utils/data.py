@@ -13,8 +13,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from .errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError):
     """Bad input: carries the file, the 1-based line number and the field at fault."""
 
     def __init__(self, path: str | os.PathLike, line: int | None, field: str | None, problem: str):

@@ -19,6 +19,7 @@ import torch
 from .compat import checkpointing_kwargs, fp32_trainable
 from .config import DPOSettings, project_path
 from .data import read_records, write_json
+from .errors import UserError
 from .hardware import Precision, cuda_capability, device_map, is_main_process, world_size
 from .hardware import precision as precision_for
 from .pairs import to_trl
@@ -47,7 +48,7 @@ def quantization_config(settings: DPOSettings, compute_dtype: torch.dtype | None
     if settings.quantization != "4bit":
         raise ValueError(f"quantization must be '4bit' or 'none', got {settings.quantization!r}")
     if compute_dtype is None:
-        raise ValueError("4-bit QLoRA needs a CUDA GPU and bitsandbytes; on a CPU use --set dpo.quantization=none")
+        raise UserError("4-bit QLoRA needs a CUDA GPU and bitsandbytes; on a CPU use --set dpo.quantization=none")
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(
@@ -139,7 +140,7 @@ def leading_bos(ids: Sequence[int], bos: int | None) -> int:
 def check_pairs(pairs: Sequence[dict], tokenizer: Any, max_length: int) -> dict[str, Any]:
     """What a DPO run needs of its pairs: distinct responses, a positive score gap, lengths, one BOS."""
     if not pairs:
-        raise ValueError("no preference pairs to train on; check pairs_summary.json for why samples were skipped")
+        raise UserError("no preference pairs to train on; check pairs_summary.json for why samples were skipped")
     lengths, bos = [], []
     for pair in pairs:
         messages = to_trl(pair)
@@ -174,7 +175,7 @@ def load_for_training(
         from peft import prepare_model_for_kbit_training
 
         if policy_adapter:
-            raise ValueError(
+            raise UserError(
                 "QLoRA starts from the base model; merge the policy adapter first or use dpo.quantization=none"
             )
         path = resolve_model(policy_model)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import read_longbench, write_json, write_jsonl
+from .errors import UserError
 from .generation import Generator, SamplingConfig
 from .metrics import answer_metrics, extract_answer
 from .pairs import middle_truncate
@@ -48,7 +49,7 @@ def eval_context(max_input_len: int, max_new_tokens: int, model_limit: int | Non
         context = min(context, model_limit)
     budget = context - CHAT_TEMPLATE_ALLOWANCE - max_new_tokens
     if budget < 1:
-        raise ValueError(
+        raise UserError(
             f"eval_max_new_tokens={max_new_tokens} leaves no room for a prompt in the model's {context}-token context"
         )
     return budget, context
@@ -59,7 +60,7 @@ def eval_files(data: str | os.PathLike) -> list[Path]:
     path = Path(data)
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in EVAL_SUFFIXES)
     if not files:
-        raise FileNotFoundError(f"no .jsonl or .parquet evaluation files in {path}")
+        raise UserError(f"no .jsonl or .parquet evaluation files in {path}")
     return files
 
 

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
+from .errors import UserError
 from .seeds import derive_seed
 
 Messages = list[dict[str, str]]
@@ -342,7 +343,7 @@ def resolve_backend(backend: str) -> str:
     if backend == "auto":
         return "vllm" if vllm_available() else "hf"
     if backend == "vllm" and not vllm_available():
-        raise ValueError("backend 'vllm' needs CUDA and `pip install .[cuda]`; use --set backend=hf on this machine")
+        raise UserError("backend 'vllm' needs CUDA and `pip install .[cuda]`; use --set backend=hf on this machine")
     if backend not in ("hf", "vllm"):
         raise ValueError(f"unknown backend {backend!r}; choose auto, hf or vllm")
     return backend
@@ -370,7 +371,7 @@ def build_generator(
             generator.use_adapter(True)
         return generator
     if base_adapter and extra:
-        raise ValueError("vLLM serves one LoRA adapter at a time; merge the policy adapter into the base model first")
+        raise UserError("vLLM serves one LoRA adapter at a time; merge the policy adapter into the base model first")
     path = resolve_model(profile.policy_model)
     return VLLMGenerator(
         path,

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import torch
 
+from .errors import UserError
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-class GPUUnusable(RuntimeError):
+class GPUUnusable(UserError):
     """An NVIDIA GPU is present but the installed torch cannot use it."""
 
 

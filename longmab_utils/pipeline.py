@@ -14,11 +14,12 @@ from pathlib import Path
 from .chunking import HFTokenCounter
 from .config import Profile, as_dict, project_path
 from .data import read_json, read_records, read_samples, write_json
+from .errors import UserError
 
 SETTINGS_FILE = "settings.json"
 
 
-class RunDirConflict(RuntimeError):
+class RunDirConflict(UserError):
     """The run directory holds artifacts made with other settings."""
 
 
@@ -82,7 +83,7 @@ def rollout(profile: Profile, run_dir: str | os.PathLike, shard: str | None = No
 
     priors_path = Path(run_dir) / "priors.jsonl"
     if not priors_path.exists():
-        raise FileNotFoundError(f"{priors_path} is missing; run the probe step first")
+        raise UserError(f"{priors_path} is missing; run the probe step first")
     records = read_records(priors_path)
     shard_records(records, shard)
     record_settings(run_dir, "rollout", profile)
@@ -93,6 +94,8 @@ def merge(profile: Profile, run_dir: str | os.PathLike, shards: int) -> dict:
     """Merge the rollout shards of a run into `rollout.jsonl`."""
     from .rollout import merge_shards
 
+    if shards < 1:
+        raise UserError(f"--shards {shards}: give the N of the `rollout --shard I/N` runs (1 or more)")
     return merge_shards(run_dir, read_records(Path(run_dir) / "priors.jsonl"), shards, profile.top_k)
 
 
@@ -114,14 +117,17 @@ def pairs(profile: Profile, run_dir: str | os.PathLike) -> dict:
 
     rollout_path = Path(run_dir) / "rollout.jsonl"
     if not rollout_path.exists():
-        raise FileNotFoundError(f"{rollout_path} is missing; run the rollout step first")
+        raise UserError(f"{rollout_path} is missing; run the rollout step first")
     rollouts = read_records(rollout_path)
     settings = read_json(Path(run_dir) / SETTINGS_FILE) if (Path(run_dir) / SETTINGS_FILE).exists() else {}
     data = settings.get("priors", {}).get("data", profile.data)
     contexts = {s["id"]: s["context"] for s in read_samples(project_path(data))}
     missing = [r["id"] for r in rollouts if r["id"] not in contexts]
     if missing:
-        raise FileNotFoundError(f"{data} has no sample {missing[0]!r} from the rollout ({len(missing)} missing)")
+        raise UserError(
+            f"{data} has no sample {missing[0]!r} from the rollout ({len(missing)} missing); "
+            "restore the training file the probe step read, or start a new --run-dir"
+        )
     record_settings(run_dir, "pairs", profile)
     records = [{**r, "context": contexts[r["id"]]} for r in rollouts]
     summary = run_pairs(records, load_tokenizer(profile), profile.seed, profile.max_prompt_length, run_dir)
@@ -138,20 +144,22 @@ def train(profile: Profile, run_dir: str | os.PathLike) -> dict:
 
     pairs_path = Path(run_dir) / "pairs.jsonl"
     if not pairs_path.exists():
-        raise FileNotFoundError(f"{pairs_path} is missing; run the pairs step first")
+        raise UserError(f"{pairs_path} is missing; run the pairs step first")
     record_settings(run_dir, "train", profile)
     adapter = str(project_path(profile.policy_adapter)) if profile.policy_adapter else None
     result = train_dpo(pairs_path, profile.policy_model, run_dir, dpo_settings(profile), adapter, profile.dtype)
     steps = [e for e in result["log"] if "loss" in e]
+    if not steps:
+        print(f"no loss was logged: dpo.logging_steps={profile.dpo.logging_steps} exceeds the training steps")
     checks = {k: v for k, v in result["checks"].items() if k != "token_lengths"}
     summary = {
         "train_pairs": result["train_pairs"],
         "val_pairs": result["val_pairs"],
         "steps": len(steps),
         "checks": checks,
-        "first_loss": steps[0]["loss"],
-        "last_loss": steps[-1]["loss"],
-        "last_reward_margin": steps[-1].get("rewards/margins"),
+        "first_loss": steps[0]["loss"] if steps else None,
+        "last_loss": steps[-1]["loss"] if steps else None,
+        "last_reward_margin": steps[-1].get("rewards/margins") if steps else None,
     }
     if is_main_process():  # under `accelerate launch` every rank trains; one writes
         training_curves(result["log"], Path(run_dir) / "adapter" / "training_curves.png")
@@ -182,6 +190,8 @@ def evaluate(profile: Profile, run_dir: str | os.PathLike, adapter: str | None =
     from .plots import evaluation_bars
 
     folder = project_path(data or profile.eval_data)
+    if not folder.exists():
+        raise UserError(f"evaluation data {folder} does not exist; pass --data or --set eval_data=FOLDER_OR_FILE")
     for path in eval_files(folder):
         read_eval_file(path)
     trained = adapter or (str(Path(run_dir) / "adapter") if (Path(run_dir) / "adapter").is_dir() else None)

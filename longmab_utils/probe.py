@@ -17,6 +17,7 @@ from .chunking import chunk_text
 from .config import Profile
 from .data import write_json, write_jsonl
 from .embeddings import batch_priors
+from .errors import UserError
 from .generation import Generator, SamplingConfig
 from .metrics import normalize_answer
 from .prompts import probe_prompt, user_message
@@ -131,7 +132,7 @@ def run_probe(
     chunk_lists = chunk_samples(samples, count_tokens, profile)
     records, stats = build_priors(samples, chunk_lists, probes, embedder, profile)
     if not records:
-        raise RuntimeError(
+        raise UserError(
             f"no sample has a valid probe ({len(samples)} tried); the policy cannot state the gold answer. "
             "Check the model and template, or use --set keep_invalid_probes=true"
         )

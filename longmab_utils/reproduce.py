@@ -20,6 +20,7 @@ from statistics import mean
 
 from .config import PROJECT_ROOT, as_dict, get_profile
 from .data import read_json, write_json
+from .errors import UserError
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 COURSE = ("01_chunking", "02_bandit_math", "03_rollout", "04_preference_pairs", "05_qlora_dpo", "06_evaluation")
@@ -54,7 +55,7 @@ def plan(run_dir: Path, start: str | None = None, notebooks: tuple[str, ...] = C
     if start:
         matches = [i for i, name in enumerate(names) if name == start or name.split("_")[0] == start.zfill(2)]
         if not matches:
-            raise ValueError(f"--from {start}: no such notebook; choose one of {', '.join(names)}")
+            raise UserError(f"--from {start}: no such notebook; choose one of {', '.join(names)}")
         names = names[matches[0] :]
     return [Step(n, NOTEBOOK_DIR / f"{n}.ipynb", run_dir / "executed" / f"{n}.ipynb") for n in names]
 
@@ -65,7 +66,7 @@ def check_kernel() -> None:
 
     argv = KernelSpecManager().get_kernel_spec("python3").argv
     if argv[0] not in ("python", "python3", f"python3.{sys.version_info[1]}", sys.executable):
-        raise RuntimeError(
+        raise UserError(
             f"the 'python3' Jupyter kernel runs {argv[0]}, not this interpreter ({sys.executable}); "
             "remove that kernelspec or run from the project's .venv"
         )
@@ -118,7 +119,7 @@ def key_metrics(run_dir: Path) -> dict:
     return found
 
 
-def execute(step: Step, parameters: dict, cell_timeout: int) -> float:
+def execute(step: Step, parameters: dict, cell_timeout: int | None) -> float:
     """Execute one notebook with papermill, streaming its output; returns wall seconds or raises NotebookFailed."""
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -188,13 +189,18 @@ def reproduce(
     run_dir: Path | None = None,
     start: str | None = None,
     notebooks: tuple[str, ...] = COURSE,
-    cell_timeout: int = 3600,
+    cell_timeout: int | None = None,
 ) -> dict:
-    """Execute the course notebooks in order into one run folder and return the manifest."""
+    """Execute the course notebooks in order into one run folder and return the manifest.
+
+    `cell_timeout` (seconds per cell) overrides the profile's `cell_timeout` and is recorded with the overrides.
+    """
     overrides = dict(overrides or {})
+    if cell_timeout is not None:
+        overrides["cell_timeout"] = cell_timeout
     profile = get_profile(profile_name, overrides)
     if start and run_dir is None:
-        raise ValueError("--from needs the --run-dir of the run to continue")
+        raise UserError("--from needs the --run-dir of the run to continue")
     run_dir = Path(run_dir or new_run_dir(profile_name, profile.seed)).resolve()
     steps = plan(run_dir, start, notebooks)
     check_kernel()
@@ -209,7 +215,7 @@ def reproduce(
     for step in steps:
         print(f"== {step.name} -> {step.executed}", flush=True)
         try:
-            timings[step.name] = execute(step, parameters, cell_timeout)
+            timings[step.name] = execute(step, parameters, profile.cell_timeout)
         except NotebookFailed:
             write_manifest(run_dir, profile_name, overrides, timings, f"failed in {step.name}")
             raise

@@ -22,11 +22,12 @@ from tqdm.auto import tqdm
 from .bandit import BatchUCB, make_policy
 from .config import Profile
 from .data import DataError, JsonlAppender, iter_jsonl, read_records, write_json, write_jsonl
+from .errors import UserError
 from .generation import Generator
 from .metrics import pair_score, rollout_reward
 from .probe import sampling_config
-from .seeds import derive_seed
 from .prompts import cot_answer_prompt, user_message
+from .seeds import derive_seed
 
 ROLLOUT_FILE = "rollout.jsonl"
 
@@ -163,7 +164,7 @@ def shard(records: Sequence[dict], spec: str | None) -> list[dict]:
         return list(records)
     index, _, count = spec.partition("/")
     if not (index.isdigit() and count.isdigit()) or not 0 <= int(index) < int(count):
-        raise ValueError(f"--shard expects I/N with 0 <= I < N, got {spec!r}")
+        raise UserError(f"--shard expects I/N with 0 <= I < N, got {spec!r}")
     return list(records[int(index) :: int(count)])
 
 
@@ -206,11 +207,11 @@ def merge_shards(run_dir: str | os.PathLike, priors_records: Sequence[dict], cou
     for index in range(count):
         path = rollout_path(run_dir, f"{index}/{count}")
         if not path.exists():
-            raise FileNotFoundError(f"{path} is missing; run `rollout --shard {index}/{count}` first")
+            raise UserError(f"{path} is missing; run `rollout --shard {index}/{count}` first")
         by_id.update((r["id"], r) for r in read_records(path))
     missing = [r["id"] for r in priors_records if r["id"] not in by_id]
     if missing:
-        raise RuntimeError(f"{len(missing)} samples have no rollout yet (first: {missing[0]}); finish every shard")
+        raise UserError(f"{len(missing)} samples have no rollout yet (first: {missing[0]}); finish every shard")
     merged = [by_id[r["id"]] for r in priors_records]
     write_jsonl(Path(run_dir) / ROLLOUT_FILE, merged)
     summary = summarize(merged, top_k)

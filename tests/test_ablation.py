@@ -10,6 +10,7 @@ from longmab_utils import ablation
 from longmab_utils.config import get_profile
 from longmab_utils.data import read_records
 from longmab_utils.embeddings import random_priors
+from longmab_utils.errors import UserError
 from longmab_utils.rollout import MixedBatchPolicy, make_batch_policy
 
 
@@ -78,5 +79,5 @@ def test_study_rolls_every_arm_over_the_same_samples_and_measures_them(tmp_path,
 
 
 def test_study_without_priors_says_which_notebook_to_run(tmp_path):
-    with pytest.raises(FileNotFoundError, match="notebook 03"):
+    with pytest.raises(UserError, match="notebook 03"):
         ablation.run_study(get_profile("smoke"), tmp_path, samples=2)

@@ -1,5 +1,6 @@
 """The probe and rollout commands end to end with the real bundled models (`smoke` profile)."""
 
+import json
 import os
 import shutil
 import signal
@@ -11,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from longmab_utils import __main__ as cli
-from longmab_utils import generation, pipeline
-from longmab_utils.config import get_profile
-from longmab_utils.data import read_records
+from longmab_utils import generation, pipeline, reproduce
+from longmab_utils.config import PROFILES, get_profile
+from longmab_utils.data import read_json, read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
@@ -23,12 +24,78 @@ def command(step: str, run_dir: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "longmab_utils", step, "--profile", "smoke", "--run-dir", str(run_dir), *extra]
 
 
-def no_models(*_args, **_kwargs):
-    raise AssertionError("a model was loaded before the input was checked")
+# Runs the CLI in a fresh interpreter, then reports on its last stdout line which heavy modules it imported.
+TRACED_CLI = """
+import json, sys
+from longmab_utils.__main__ import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as stop:
+    code = stop.code
+print(json.dumps(sorted(m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules)))
+sys.exit(code)
+"""
 
 
-def test_bad_data_is_rejected_before_any_model_loads(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(generation, "build_generator", no_models)
+def traced(*argv: str) -> tuple[int, str, str, list[str]]:
+    """Exit status, stdout, stderr and the heavy modules imported by `python -m longmab_utils ARGV`."""
+    done = subprocess.run([sys.executable, "-c", TRACED_CLI, *argv], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    *lines, heavy = done.stdout.splitlines()
+    return done.returncode, "\n".join(lines), done.stderr, json.loads(heavy)
+
+
+def test_help_and_settings_do_not_import_torch():
+    code, out, _, heavy = traced("--help")
+    assert code == 0 and "settings" in out and heavy == []
+    code, out, _, heavy = traced("settings", "--profile", "smoke", "--set", "dpo.beta=0.25", "--set", "rounds=3")
+    assert code == 0 and heavy == []
+    assert "rounds = 3\n    Rollout rounds per sample" in out and "dpo.beta = 0.25\n    DPO temperature" in out
+
+
+@pytest.mark.parametrize(
+    ("kind", "setting", "expected"),
+    [
+        ("choice", "policy=ucbb", ["policy=ucbb", "'ucb', 'greedy'"]),
+        ("choice", "dtype=float33", ["dtype=float33", "'auto', 'float32', 'float16' or 'bfloat16'"]),
+        ("range", "top_k=0", ["top_k=0", "greater than or equal to 1"]),
+        ("range", "max_samples=0", ["max_samples=0", "none for all"]),
+        ("type", "rounds=many", ["rounds=many", "valid integer"]),
+        ("unknown key", "roundz=3", ["'roundz'", "did you mean rounds?"]),
+        ("unknown key", "dpo.nope=1", ["'dpo.nope'", "dpo.seed"]),
+        ("bad nesting", "dpo=3", ["dpo=3", "group of settings", "dpo.beta"]),
+        ("bad nesting", "beta=0.1", ["'beta'", "did you mean dpo.beta?"]),
+    ],
+)
+def test_bad_settings_exit_2_with_one_line_before_any_model_loads(tmp_path, kind, setting, expected):
+    code, _, err, heavy = traced("probe", "--profile", "smoke", "--run-dir", str(tmp_path), "--set", setting)
+    assert code == 2, kind
+    assert heavy == [], f"{kind}: {heavy} imported before the settings were checked"
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert all(part in err for part in expected), err
+
+
+@pytest.fixture
+def no_models(monkeypatch):
+    """Every way the CLI loads a model or tokenizer raises instead."""
+    import transformers
+
+    from longmab_utils import models
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a model or tokenizer was loaded before the input was checked")
+
+    for owner, name in [
+        (generation, "build_generator"),
+        (models, "load_policy"),
+        (models, "load_embedder"),
+        (pipeline, "load_tokenizer"),
+        (transformers.AutoTokenizer, "from_pretrained"),
+        (transformers.AutoModelForCausalLM, "from_pretrained"),
+    ]:
+        monkeypatch.setattr(owner, name, refuse)
+
+
+def test_bad_data_is_rejected_before_any_model_loads(tmp_path, no_models, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "question": "q?", "answer": "x", "context": "c."}\n{"id": "b", "question": "q?"}\n')
     assert cli.main(["probe", "--profile", "smoke", "--run-dir", str(tmp_path / "run"), "--data", str(bad)]) == 2
@@ -36,12 +103,40 @@ def test_bad_data_is_rejected_before_any_model_loads(tmp_path, monkeypatch, caps
     assert "bad.jsonl" in error and "line 2" in error and "answer" in error
 
 
-def test_unknown_setting_and_missing_priors_are_clear_errors(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(generation, "build_generator", no_models)
-    assert cli.main(["rollout", "--profile", "smoke", "--run-dir", str(tmp_path), "--set", "roundz=3"]) == 2
-    assert "roundz" in capsys.readouterr().err
-    assert cli.main(["rollout", "--profile", "smoke", "--run-dir", str(tmp_path)]) == 2
-    assert "priors.jsonl is missing" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["rollout"], "priors.jsonl is missing; run the probe step first"),
+        (["pairs"], "rollout.jsonl is missing; run the rollout step first"),
+        (["train"], "pairs.jsonl is missing; run the pairs step first"),
+        (["merge", "--shards", "0"], "--shards 0: give the N of the `rollout --shard I/N` runs"),
+        (["evaluate", "--data", "/nonexistent"], "/nonexistent does not exist; pass --data"),
+    ],
+)
+def test_missing_artifacts_and_bad_arguments_are_one_line_user_errors(tmp_path, no_models, capsys, argv, expected):
+    assert cli.main([*argv, "--profile", "smoke", "--run-dir", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert expected in error and error.count("\n") == 1
+
+
+def test_other_errors_keep_their_traceback(tmp_path, monkeypatch):
+    def broken(*_args):
+        raise ValueError("a bug deep inside a library")
+
+    monkeypatch.setattr(pipeline, "pairs", broken)
+    with pytest.raises(ValueError, match="a bug deep inside"):
+        cli.main(["pairs", "--profile", "smoke", "--run-dir", str(tmp_path)])
+
+
+def test_reproduce_cell_timeout_defaults_to_the_profile(tmp_path, monkeypatch):
+    timeouts = []
+    monkeypatch.setattr(reproduce, "check_kernel", lambda: None)
+    monkeypatch.setattr(reproduce, "execute", lambda step, parameters, timeout: timeouts.append(timeout) or 0.0)
+    assert cli.main(["reproduce", "--profile", "smoke", "--run-dir", str(tmp_path / "a")]) == 0
+    assert cli.main(["reproduce", "--profile", "smoke", "--run-dir", str(tmp_path / "b"), "--cell-timeout", "7"]) == 0
+    assert set(timeouts) == {PROFILES["smoke"].cell_timeout, 7} and len(timeouts) == 2 * len(reproduce.COURSE)
+    assert read_json(tmp_path / "b" / "manifest.json")["parameters"]["cell_timeout"] == 7
+    assert cli.main(["reproduce", "--profile", "smoke", "--cell-timeout", "0"]) == 2
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +201,17 @@ def test_pairs_step_reads_the_rollout_and_writes_every_export(rolled):
     assert summary["samples"] == 3 and summary["pairs"] + sum(summary["skipped"].values()) == 3
     for name in ("pairs.jsonl", "pairs_trl.jsonl", "pairs_summary.json", "llamafactory/train_dpo.yaml"):
         assert (rolled / name).exists(), name
+
+
+def test_train_without_a_logged_loss_says_why(tmp_path, monkeypatch, capsys):
+    from longmab_utils import dpo
+
+    def trained(*_args):
+        (tmp_path / "adapter").mkdir()
+        return {"log": [{"step": 2, "train_loss": 0.69}], "train_pairs": 2, "val_pairs": 0, "checks": {}}
+
+    (tmp_path / "pairs.jsonl").write_text("{}\n")
+    monkeypatch.setattr(dpo, "train_dpo", trained)
+    summary = pipeline.train(get_profile("smoke", {"dpo.logging_steps": "50"}), tmp_path)
+    assert summary["steps"] == 0 and summary["first_loss"] is None and summary["last_loss"] is None
+    assert "dpo.logging_steps=50 exceeds the training steps" in capsys.readouterr().out

@@ -22,6 +22,7 @@ from longmab_utils.dpo import (
     total_steps,
     train_dpo,
 )
+from longmab_utils.errors import UserError
 from longmab_utils.hardware import precision
 from longmab_utils.models import BUNDLED_POLICY, load_policy
 
@@ -77,7 +78,7 @@ def test_every_argument_we_pass_is_accepted_by_the_installed_libraries():
 
 
 def test_qlora_without_cuda_is_an_error_not_a_fallback():
-    with pytest.raises(ValueError, match="quantization=none"):
+    with pytest.raises(UserError, match="quantization=none"):
         quantization_config(DPOSettings(quantization="4bit"), None)
     assert quantization_config(DPOSettings(quantization="none"), None) is None
     config = quantization_config(DPOSettings(), torch.bfloat16)
@@ -128,7 +129,7 @@ def test_check_pairs_reports_broken_pairs(tokenizer):
     report = check_pairs(PAIRS + broken, tokenizer, max_length=20)
     assert report["identical_responses"] == 1 and report["non_positive_gap"] == 1
     assert report["over_max_length"] == 3 and report["double_bos"] == 0
-    with pytest.raises(ValueError, match="no preference pairs"):
+    with pytest.raises(UserError, match="no preference pairs"):
         check_pairs([], tokenizer, 100)
 
 

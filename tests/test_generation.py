@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from longmab_utils.errors import UserError
 from longmab_utils.generation import (
     HFGenerator,
     PresencePenalty,
@@ -70,7 +71,7 @@ def test_stop_tokens_include_llama3_end_of_turn():
 
 def test_auto_backend_is_hf_without_cuda_and_vllm_is_refused_clearly():
     assert resolve_backend("auto") == "hf"
-    with pytest.raises(ValueError, match="backend=hf"):
+    with pytest.raises(UserError, match="backend=hf"):
         resolve_backend("vllm")
     with pytest.raises(ValueError, match="unknown backend"):
         resolve_backend("tgi")

@@ -9,6 +9,7 @@ import pytest
 from longmab_utils import generation, models, pipeline
 from longmab_utils.config import PROFILES, get_profile
 from longmab_utils.dpo import last_checkpoint
+from longmab_utils.errors import UserError
 from longmab_utils.evaluation import CHAT_TEMPLATE_ALLOWANCE, eval_context
 from longmab_utils.generation import fit_context, lora_engine_kwargs
 from longmab_utils.models import ModelNotAvailable, check_remote_code, needs_remote_code
@@ -122,7 +123,7 @@ def test_evaluation_lengths_fit_the_engine_for_every_profile(name):
 def test_a_capped_context_shrinks_the_prompt_budget_not_the_answer():
     assert eval_context(100_000, 1024, 32768) == (32768 - 1024 - CHAT_TEMPLATE_ALLOWANCE, 32768)
     assert eval_context(1000, 24, None) == (1000, 1024 + CHAT_TEMPLATE_ALLOWANCE)  # uncapped: the budget as set
-    with pytest.raises(ValueError, match="no room"):
+    with pytest.raises(UserError, match="no room"):
         eval_context(100, 4096, 4096)
 
 

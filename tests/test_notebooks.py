@@ -14,6 +14,7 @@ import pytest
 
 from longmab_utils import reproduce
 from longmab_utils.data import read_json, read_records
+from longmab_utils.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -79,7 +80,7 @@ def test_plan_restarts_from_a_numbered_notebook(tmp_path):
     steps = reproduce.plan(tmp_path, "3")
     assert [s.name for s in steps] == list(reproduce.COURSE[2:])
     assert steps[0].executed == tmp_path / "executed" / "03_rollout.ipynb"
-    with pytest.raises(ValueError, match="no such notebook"):
+    with pytest.raises(UserError, match="no such notebook"):
         reproduce.plan(tmp_path, "09")
 
 

@@ -6,6 +6,7 @@ import pytest
 from longmab_utils.bandit import UCBChunkSampler
 from longmab_utils.config import get_profile
 from longmab_utils.data import DataError, read_records
+from longmab_utils.errors import UserError
 from longmab_utils.metrics import rollout_reward
 from longmab_utils.rollout import merge_shards, run_rollout, shard
 
@@ -138,7 +139,7 @@ def test_shards_merge_into_the_sample_order(tmp_path, profile):
 
     assert [r["id"] for r in read_records(tmp_path / "rollout.jsonl")] == [r["id"] for r in records]
     assert summary["samples"] == 5
-    with pytest.raises(ValueError, match="I/N"):
+    with pytest.raises(UserError, match="I/N"):
         shard(records, "2/2")
 
 
