@@ -155,8 +155,7 @@ class Profile:
     eval_batch_size: Count | None = None
     """Sequences per forward pass of the HF backend in evaluation, whose prompts are longer (None: gen_batch_size)."""
     max_model_len: Count | None = 30000
-    """Probe and rollout context length of vLLM (capped at the model's own limit); None: the model's limit.
-    Evaluation derives its own: eval_max_input_len + eval_max_new_tokens."""
+    """Probe/rollout context of vLLM, capped at the model's limit (None: that limit); evaluation derives its own."""
     tensor_parallel_size: Count = 1
     """vLLM tensor parallelism (GPUs per model)."""
     gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
@@ -170,8 +169,7 @@ class Profile:
     eval_data: str = "data/sample/eval"
     """Evaluation folder (or file) in LongBench format: `input`, `context`, `answers` (JSONL or parquet)."""
     eval_max_input_len: Count = 100_000
-    """Token limit of the filled evaluation template; longer prompts keep their first and last halves. Capped so
-    that it plus eval_max_new_tokens fits the model's context."""
+    """Token limit of the filled evaluation template (first and last halves kept); capped to fit the model's context."""
     eval_max_new_tokens: Count = 1024
     """Token limit of each evaluation answer (greedy)."""
     eval_max_items: Limit = None
