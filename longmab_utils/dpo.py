@@ -260,9 +260,19 @@ LLAMAFACTORY_TEMPLATES = {"llama-3": "llama3", "qwen2": "qwen", "smollm": "chatm
 
 
 def llamafactory_yaml(settings: DPOSettings, policy_model: str, dataset_dir: str, name: str = "longmab_dpo") -> str:
-    """A LLaMA-Factory DPO training config equivalent to our settings, for users who prefer that trainer."""
+    """A LLaMA-Factory DPO training config equivalent to our settings, for users who prefer that trainer.
+
+    A `bundled:` policy becomes the local safetensors folder it was converted to, which LLaMA-Factory can load.
+    """
     import yaml
 
+    header = "# LLaMA-Factory DPO config written by longmab_utils from the run's settings.\n"
+    if policy_model.startswith("bundled:"):
+        from .models import resolve_model
+
+        header += f"# {policy_model} is the kit's CPU policy, converted to safetensors in the folder below;\n"
+        header += "# for your own model, put its Hugging Face id or local folder in model_name_or_path.\n"
+        policy_model = resolve_model(policy_model)
     lowered = policy_model.lower().replace("llama-3.1", "llama-3").replace("qwen2.5", "qwen2")
     template = next((t for key, t in LLAMAFACTORY_TEMPLATES.items() if key in lowered), "default")
     config = {
@@ -295,4 +305,4 @@ def llamafactory_yaml(settings: DPOSettings, policy_model: str, dataset_dir: str
         "seed": settings.seed,
         "deepspeed": settings.deepspeed,
     }
-    return yaml.safe_dump({k: v for k, v in config.items() if v is not None}, sort_keys=False)
+    return header + yaml.safe_dump({k: v for k, v in config.items() if v is not None}, sort_keys=False)

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -128,8 +129,10 @@ def test_appender_survives_a_kill_and_drops_a_torn_line(tmp_path):
         "    for i in range(10**6):\n        out.append({'i': i, 'pad': 'x' * 500})\n        time.sleep(0.001)\n"
     )
     child = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 60
     while not target.exists() or target.stat().st_size < 20_000:
-        pass
+        assert time.monotonic() < deadline and child.poll() is None, "the writer never got going"
+        time.sleep(0.01)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     records = read_records(target)

@@ -160,6 +160,19 @@ def test_one_dpo_step_on_cpu_saves_an_adapter_that_changes_the_logits(tmp_path):
     assert not torch.allclose(before, after)
 
 
+def test_llamafactory_yaml_names_a_loadable_folder_for_the_bundled_policy(tmp_path, monkeypatch):
+    import yaml
+
+    from longmab_utils import models
+
+    folder = tmp_path / "smollm2-135m-instruct"
+    monkeypatch.setattr(models, "resolve_model", lambda name: str(folder))
+    text = llamafactory_yaml(dpo_settings(get_profile("cpu-tiny")), BUNDLED_POLICY, "d")
+    config = yaml.safe_load(text)
+    assert config["model_name_or_path"] == str(folder) and config["template"] == "chatml"
+    assert "Hugging Face id or local folder" in text.split("model_name_or_path:")[0]
+
+
 def test_llamafactory_yaml_mirrors_the_settings():
     import yaml
 

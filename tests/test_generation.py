@@ -69,7 +69,12 @@ def test_stop_tokens_include_llama3_end_of_turn():
     assert stop_token_ids(_Vocab()) == [7, 12]
 
 
-def test_auto_backend_is_hf_without_cuda_and_vllm_is_refused_clearly():
+def test_auto_backend_follows_what_is_installed_and_vllm_is_refused_clearly(monkeypatch):
+    from longmab_utils import generation
+
+    monkeypatch.setattr(generation, "vllm_available", lambda: True)
+    assert resolve_backend("auto") == "vllm" and resolve_backend("vllm") == "vllm" and resolve_backend("hf") == "hf"
+    monkeypatch.setattr(generation, "vllm_available", lambda: False)
     assert resolve_backend("auto") == "hf"
     with pytest.raises(UserError, match="backend=hf"):
         resolve_backend("vllm")

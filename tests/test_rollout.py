@@ -129,6 +129,9 @@ def test_baselines_run_through_the_same_loop(tmp_path, profile):
     assert all(r["selected"] == list(range(s["n_chunks"])) for s in full for r in s["rounds"])
     random_first = read_records(tmp_path / "random" / "rollout.jsonl")[0]["rounds"]
     assert all(len(r["selected"]) == 2 for r in random_first)
+    for sample, source in zip(read_records(tmp_path / "greedy" / "rollout.jsonl"), records):
+        best_two = sorted(np.argsort(source["priors"])[::-1][:2].tolist())
+        assert sample["rounds"][0]["selected"] == best_two  # greedy starts on the two highest priors
 
 
 def test_shards_merge_into_the_sample_order(tmp_path, profile):
