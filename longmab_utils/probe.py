@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from .chunking import chunk_text
+from .chunking import chunk_text, warn_if_few_arms
 from .config import Profile
 from .data import write_json, write_jsonl
 from .embeddings import batch_priors
@@ -124,6 +124,7 @@ def run_probe(
     """Chunk, probe and score every sample; write `priors.jsonl` and `probe_summary.json`; return the summary."""
     began = time.perf_counter()
     chunk_lists = chunk_samples(samples, count_tokens, profile)
+    warn_if_few_arms([len(chunks) for chunks in chunk_lists], profile.top_k)
     probes = generate_probes(samples, generator, profile)
     records, stats = build_priors(samples, chunk_lists, probes, embedder, profile)
     if not records:

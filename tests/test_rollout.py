@@ -1,9 +1,11 @@
+import warnings
 import zlib
 
 import numpy as np
 import pytest
 
 from longmab_utils.bandit import UCBChunkSampler
+from longmab_utils.chunking import FewArmsWarning
 from longmab_utils.config import get_profile
 from longmab_utils.data import DataError, read_records
 from longmab_utils.metrics import rollout_reward
@@ -140,3 +142,12 @@ def test_shards_merge_into_the_sample_order(tmp_path, profile):
     assert summary["samples"] == 5
     with pytest.raises(ValueError, match="I/N"):
         shard(records, "2/2")
+
+
+def test_rollout_warns_when_the_median_sample_has_no_more_chunks_than_top_k(tmp_path):
+    records = priors_records()  # 4-6 chunks, median 5
+    with pytest.warns(FewArmsWarning, match="median 5 chunks per sample against top_k 5"):
+        run_rollout(records, fake(records), get_profile("smoke", {"rounds": 1, "top_k": 5}), tmp_path / "few")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FewArmsWarning)
+        run_rollout(records, fake(records), get_profile("smoke", {"rounds": 1, "top_k": 4}), tmp_path / "enough")
