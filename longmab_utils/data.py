@@ -1,4 +1,4 @@
-"""Read, validate and write the kit's JSONL files (training samples, LongBench sets, run artifacts).
+"""Read, validate and write the kit's files (training samples, LongBench/InfiniteBench sets, run artifacts).
 
 Introduced in notebook 01. Every validation error names the file, the line and the field, and every
 write is atomic or appends whole lines, so a crash never leaves a half-written artifact.
@@ -126,7 +126,7 @@ def _answers_field(path: Path, line: int, record: dict) -> list[str]:
 
 def _check_options(path: Path, line: int, record: dict) -> None:
     """InfiniteBench's `options` must be empty: the kit scores free-form answers, not multiple choice."""
-    options = record.get("options", [])
+    options = record.get("options") or []  # a parquet export may hold null for "no options"
     if not isinstance(options, list):
         raise DataError(path, line, "options", f"expected a list, got {type(options).__name__}")
     if options:
