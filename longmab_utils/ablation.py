@@ -104,17 +104,18 @@ def regret_curves(rollouts: Sequence[dict], k: int) -> dict[str, np.ndarray]:
 
 
 def measure(rollouts: Sequence[dict], embedder: Any, k: int, seed: int) -> dict[str, dict[str, float]]:
-    """Every measure of every arm: pairs, diversity, evidence coverage, reward and final cumulative regret."""
+    """Every measure of every arm: pairs, diversity, evidence coverage (if known), reward and final regret."""
     regret = regret_curves(rollouts, k)
     table = {}
     for arm, records in split_by_arm(rollouts).items():
         responses = [[r["response"] for r in record["rounds"]] for record in records]
         distances = [mean_pairwise_distance(embed(embedder, texts)) for texts in responses]
+        coverage = [share for share in map(evidence_coverage, records) if share is not None]
         table[arm] = {
             **pair_stats(records, seed),
             "distinct_2": float(np.mean([distinct_n(texts, 2) for texts in responses])),
             "embedding_distance": float(np.mean(distances)),
-            "evidence_coverage": float(np.mean([evidence_coverage(record) for record in records])),
+            **({"evidence_coverage": float(np.mean(coverage))} if coverage else {}),
             "mean_reward": float(np.mean([r["reward"] for record in records for r in record["rounds"]])),
             "final_regret": float(regret[arm][:, -1].mean()),
         }

@@ -10,7 +10,9 @@ is merged into the previous one contributes only its new pieces, never its overl
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import statistics
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 SPLIT_MARKS = ("!", "。", "，", "！", "?", "？", ",", ".", ";")
@@ -61,6 +63,27 @@ def chunk_text(
     counts = count_tokens.batch(pieces) if isinstance(count_tokens, HFTokenCounter) else map(count_tokens, pieces)
     spans = chunk_spans(list(counts), chunk_size, overlap, min_sentences)
     return ["".join(pieces[start:end]) for start, end in spans]
+
+
+class FewArmsWarning(UserWarning):
+    """The median sample has no more chunks than the policy is shown per round."""
+
+
+def warn_if_few_arms(chunk_counts: Sequence[int], top_k: int) -> bool:
+    """Warn (FewArmsWarning) and return True when the median chunk count per sample is at most `top_k`."""
+    if not chunk_counts:
+        return False
+    median = statistics.median(chunk_counts)
+    if median > top_k:
+        return False
+    warnings.warn(
+        f"median {median:g} chunks per sample against top_k {top_k}: most rounds show the whole context, so the "
+        "bandit has nothing to choose. Use longer contexts (data/sample/long for chunk_size 1500), a smaller "
+        "chunk_size or a smaller top_k.",
+        FewArmsWarning,
+        stacklevel=3,
+    )
+    return True
 
 
 class HFTokenCounter:

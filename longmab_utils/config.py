@@ -116,7 +116,7 @@ class Profile:
     """Generation backend: `auto` (vLLM when importable and CUDA is present, else HF), `hf` or `vllm`."""
     dtype: Dtype = "auto"
     """Model dtype: `auto` (bf16 on CUDA compute capability >= 8, fp16 on older GPUs, fp32 on CPU) or a dtype name."""
-    data: str = "data/sample/train.jsonl"
+    data: str = "data/sample/long/train.jsonl"
     """Training samples (JSONL: id, question or input, answer, context)."""
     max_samples: Limit = None
     """Use only the first N samples (None: all)."""
@@ -166,7 +166,7 @@ class Profile:
     """DPO prompt budget in tokens (METHOD.md section 5)."""
     dpo: DPOSettings = field(default_factory=DPOSettings)
     """DPO and LoRA settings (METHOD.md section 6); override with `--set dpo.beta=0.2`."""
-    eval_data: str = "data/sample/eval"
+    eval_data: str = "data/sample/long/eval"
     """Evaluation folder (or file) in LongBench format: `input`, `context`, `answers` (JSONL or parquet)."""
     eval_max_input_len: Count = 100_000
     """Token limit of the filled evaluation template (first and last halves kept); capped to fit the model's context."""

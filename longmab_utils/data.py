@@ -1,4 +1,4 @@
-"""Read, validate and write the kit's JSONL files (training samples, LongBench sets, run artifacts).
+"""Read, validate and write the kit's files (training samples, LongBench/InfiniteBench sets, run artifacts).
 
 Introduced in notebook 01. Every validation error names the file, the line and the field, and every
 write is atomic or appends whole lines, so a crash never leaves a half-written artifact.
@@ -17,11 +17,12 @@ from .errors import UserError
 
 
 class DataError(UserError):
-    """Bad input: carries the file, the 1-based line number and the field at fault."""
+    """Bad input: carries the file, the 1-based line (a parquet file's row) number and the field at fault."""
 
     def __init__(self, path: str | os.PathLike, line: int | None, field: str | None, problem: str):
         self.path, self.line, self.field, self.problem = str(path), line, field, problem
-        where = self.path if line is None else f"{self.path}, line {line}"
+        unit = "row" if self.path.endswith(".parquet") else "line"
+        where = self.path if line is None else f"{self.path}, {unit} {line}"
         what = problem if field is None else f"field '{field}': {problem}"
         super().__init__(f"{where}: {what}")
 
@@ -96,11 +97,57 @@ def read_samples(path: str | os.PathLike) -> list[dict[str, Any]]:
     return samples
 
 
-def read_longbench(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read a LongBench-format file (`input`, `context`, `answers` list); ids are filled as line numbers when absent."""
+def iter_parquet(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (row number, object) for each row of a parquet file, with list columns as plain lists."""
+    import pandas as pd
+
     path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, None, "file not found")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several types for a damaged or foreign file
+        raise DataError(path, None, None, f"not a readable parquet file ({error})") from None
+    rows = frame.to_json(orient="records", lines=True, force_ascii=False).splitlines() if len(frame) else []
+    for number, text in enumerate(rows, start=1):
+        yield number, json.loads(text)
+
+
+def _answers_field(path: Path, line: int, record: dict) -> list[str]:
+    """The gold answers: LongBench's `answers` list, or InfiniteBench's `answer` (a list, or one string)."""
+    field = "answers" if "answers" in record or "answer" not in record else "answer"
+    if field not in record:
+        raise DataError(path, line, field, "missing (LongBench `answers` or InfiniteBench `answer`)")
+    answers = record[field]
+    if field == "answer" and isinstance(answers, str):
+        answers = [answers]
+    if not isinstance(answers, list) or not answers or not all(isinstance(a, str) and a.strip() for a in answers):
+        raise DataError(path, line, field, "expected a non-empty list of non-empty strings")
+    return answers
+
+
+def _check_options(path: Path, line: int, record: dict) -> None:
+    """InfiniteBench's `options` must be empty: the kit scores free-form answers, not multiple choice."""
+    options = record.get("options") or []  # a parquet export may hold null for "no options"
+    if not isinstance(options, list):
+        raise DataError(path, line, "options", f"expected a list, got {type(options).__name__}")
+    if options:
+        raise DataError(
+            path, line, "options", "multiple-choice items are not supported (free-form QA such as longbook_qa_eng is)"
+        )
+
+
+def read_longbench(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read an evaluation file as published, JSONL or parquet: LongBench or InfiniteBench free-form QA.
+
+    LongBench items have `input`, `context` and `answers` (a list); InfiniteBench's `longbook_qa_eng`
+    items have `id`, `input`, `context`, `answer` (a list) and `options` (empty). Every item comes back
+    with `id` (its position when absent), `input`, `context` and `answers`; other fields are kept.
+    """
+    path = Path(path)
+    records = iter_parquet(path) if path.suffix == ".parquet" else iter_jsonl(path)
     items, seen = [], {}
-    for line, record in iter_jsonl(path):
+    for line, record in records:
         item = dict(record)
         if "id" in record:
             item["id"] = _id_field(path, line, record, seen)
@@ -108,11 +155,8 @@ def read_longbench(path: str | os.PathLike) -> list[dict[str, Any]]:
             item["id"] = _id_field(path, line, {"id": str(len(items))}, seen)
         item["input"] = _text_field(path, line, record, "input")
         item["context"] = _text_field(path, line, record, "context")
-        if "answers" not in record:
-            raise DataError(path, line, "answers", "missing")
-        answers = record["answers"]
-        if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
-            raise DataError(path, line, "answers", "expected a non-empty list of strings")
+        item["answers"] = _answers_field(path, line, record)
+        _check_options(path, line, record)
         items.append(item)
     if not items:
         raise DataError(path, None, None, "no items")

@@ -65,16 +65,7 @@ def eval_files(data: str | os.PathLike) -> list[Path]:
 
 
 def read_eval_file(path: Path) -> list[dict[str, Any]]:
-    """Items of a LongBench-format JSONL file, or of a parquet file with the same columns."""
-    if path.suffix == ".parquet":
-        import tempfile
-
-        import pandas as pd
-
-        with tempfile.TemporaryDirectory() as tmp:
-            staged = Path(tmp) / f"{path.stem}.jsonl"
-            pd.read_parquet(path).to_json(staged, orient="records", lines=True, force_ascii=False)
-            return read_longbench(staged)
+    """Items of a LongBench or InfiniteBench evaluation file (JSONL or parquet), validated by `data.read_longbench`."""
     return read_longbench(path)
 
 

@@ -58,8 +58,10 @@ def covers_evidence(selected: Sequence[int], evidence_chunks: Sequence[Sequence[
     return bool(evidence_chunks) and all(chosen & set(group) for group in evidence_chunks)
 
 
-def evidence_coverage(record: dict) -> float:
-    """Share of a sample's rounds whose selection holds every evidence sentence."""
+def evidence_coverage(record: dict) -> float | None:
+    """Share of a sample's rounds whose selection holds every evidence sentence; None when its evidence is unknown."""
+    if not record.get("evidence_chunks"):
+        return None
     rounds = record["rounds"]
     return sum(covers_evidence(r["selected"], record["evidence_chunks"]) for r in rounds) / len(rounds)
 

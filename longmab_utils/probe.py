@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from .chunking import chunk_text
+from .chunking import chunk_text, warn_if_few_arms
 from .config import Profile
 from .data import write_json, write_jsonl
 from .embeddings import batch_priors
@@ -130,6 +130,7 @@ def run_probe(
     counted from `began`, a `time.perf_counter()` reading taken before the probes were generated)."""
     began = time.perf_counter() if began is None else began
     chunk_lists = chunk_samples(samples, count_tokens, profile)
+    warn_if_few_arms([len(chunks) for chunks in chunk_lists], profile.top_k)
     records, stats = build_priors(samples, chunk_lists, probes, embedder, profile)
     if not records:
         raise UserError(

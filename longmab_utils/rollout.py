@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .bandit import BatchUCB, make_policy
+from .chunking import warn_if_few_arms
 from .config import Profile
 from .data import DataError, JsonlAppender, iter_jsonl, read_records, write_json, write_jsonl
 from .errors import UserError
@@ -185,6 +186,7 @@ def run_rollout(
 ) -> dict:
     """Roll out every sample (or one shard), resuming after the last complete batch; return the summary."""
     records = shard(priors_records, shard_spec)
+    warn_if_few_arms([len(r["chunks"]) for r in records], profile.top_k)
     batches = [records[i : i + profile.rollout_batch] for i in range(0, len(records), profile.rollout_batch)]
     path = rollout_path(run_dir, shard_spec)
     began = time.perf_counter()

@@ -31,6 +31,7 @@ POOLS = ("main", "warmstart")
 QUESTION_TYPES = ("lookup", "bridge", "comparison")
 BUNDLED_TARGET_TOKENS = (1000, 1950)  # the last sentence may overshoot by < 50, so contexts stay within 1000-2000
 TINY_TARGET_TOKENS = (350, 560)  # the cpu-tiny set: contexts within 350-610
+LONG_TARGET_TOKENS = (8000, 11200)  # the GPU profiles' set: 8.3k-12k SmolLM2 tokens, at least 6 chunks of 1,500
 CHARS_PER_TOKEN = 4
 MAX_HOPS = 3
 
@@ -918,6 +919,7 @@ class Bundle:
 BUNDLES = (
     Bundle("", 64, 16, BUNDLED_TARGET_TOKENS, 0),
     Bundle("tiny", 48, 8, TINY_TARGET_TOKENS, 10),
+    Bundle("long", 24, 8, LONG_TARGET_TOKENS, 20),
 )
 
 
@@ -952,7 +954,7 @@ def _write_bundle(out_dir: Path, bundle: Bundle, asked: list[str]) -> list[Path]
 
 
 def build_bundled_data(out_dir: Path) -> list[Path]:
-    """Write every bundled data set (data/sample and data/sample/tiny) under out_dir and return the paths."""
+    """Write every bundled data set (data/sample, data/sample/tiny, data/sample/long) under out_dir; return the paths."""
     asked: list[str] = []
     return [path for bundle in BUNDLES for path in _write_bundle(Path(out_dir), bundle, asked)]
 

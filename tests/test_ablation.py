@@ -81,3 +81,12 @@ def test_study_rolls_every_arm_over_the_same_samples_and_measures_them(tmp_path,
 def test_study_without_priors_says_which_notebook_to_run(tmp_path):
     with pytest.raises(UserError, match="notebook 03"):
         ablation.run_study(get_profile("smoke"), tmp_path, samples=2)
+
+
+def test_measures_leave_out_evidence_coverage_when_the_data_records_no_evidence(tmp_path, monkeypatch):
+    records = [{**r, "evidence_chunks": []} for r in priors_records(3)]
+    (tmp_path / "priors.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    monkeypatch.setattr("longmab_utils.generation.build_generator", lambda profile: fake(records))
+    monkeypatch.setattr("longmab_utils.models.load_embedder", lambda name, trust=False: FakeEmbedder())
+    table = ablation.run_ablation(get_profile("smoke", {"rounds": 2, "top_k": 2}), tmp_path, samples=3)["measures"]
+    assert all("evidence_coverage" not in row and 0 <= row["pair_yield"] <= 1 for row in table.values())

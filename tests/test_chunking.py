@@ -1,15 +1,20 @@
 """Chunking: coverage, the token budget, overlap, the min-sentence merge, and equality with the reference chunker."""
 
+import warnings
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from longmab_utils.chunking import (
     SPLIT_MARKS,
+    FewArmsWarning,
     HFTokenCounter,
     chunk_spans,
     chunk_text,
     reference_chunk_text,
     split_sentences,
+    warn_if_few_arms,
 )
 from longmab_utils.models import bundled_embedder_path
 
@@ -157,3 +162,12 @@ def test_hf_counter_excludes_special_tokens_and_batches_consistently():
     assert chunk_text("".join(pieces), count, chunk_size=8) == chunk_text(
         "".join(pieces), lambda t: count(t), chunk_size=8
     )
+
+
+def test_few_arms_warning_fires_only_when_the_median_sample_has_at_most_top_k_chunks():
+    with pytest.warns(FewArmsWarning, match="median 4 chunks per sample against top_k 4.*nothing to choose"):
+        assert warn_if_few_arms([2, 4, 9], 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not warn_if_few_arms([2, 5, 6], 4)
+        assert not warn_if_few_arms([], 4)

@@ -106,8 +106,76 @@ def test_longbench_files(tmp_path):
     assert [i["id"] for i in items] == ["0", "1"]
     assert items[1]["answers"] == ["B", "b"]
     bad = write_lines(tmp_path / "bad.jsonl", [json.dumps({"input": "Q", "context": "C", "answers": "A"})])
-    with pytest.raises(DataError, match=r"bad.jsonl, line 1: field 'answers': expected a non-empty list of strings"):
+    with pytest.raises(DataError, match=r"bad.jsonl, line 1: field 'answers': expected a non-empty list of non-empty"):
         read_longbench(bad)
+
+
+# One line of each published format, with the fields the publishers' files carry.
+LONGBENCH_LINE = {
+    "input": "Which river flows through Vell?",
+    "context": "Passage 1: Vell stands on the Pava.",
+    "answers": ["Pava"],
+    "length": 7,
+    "dataset": "hotpotqa",
+    "language": "en",
+    "all_classes": None,
+    "_id": "3f1c",
+}
+INFINITEBENCH_LINE = {
+    "id": 7,
+    "context": "Chapter 1. Mara left Vell at dawn.",
+    "input": "Where did Mara leave at dawn?",
+    "answer": ["Vell"],
+    "options": [],
+}
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+@pytest.mark.parametrize(
+    ("record", "answers", "ids"), [(LONGBENCH_LINE, ["Pava"], ["0"]), (INFINITEBENCH_LINE, ["Vell"], ["7"])]
+)
+def test_published_evaluation_formats_read_without_conversion(tmp_path, suffix, record, answers, ids):
+    path = tmp_path / f"set{suffix}"
+    if suffix == ".parquet":
+        pd = pytest.importorskip("pandas")
+        pd.DataFrame([record]).to_parquet(path)
+    else:
+        write_lines(path, [json.dumps(record)])
+    (item,) = read_longbench(path)
+    assert [item["id"]] == ids and item["answers"] == answers
+    assert item["input"] == record["input"] and item["context"] == record["context"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"answer": None}, r"line 1: field 'answer': expected a non-empty list"),
+        ({"answer": []}, r"line 1: field 'answer': expected a non-empty list"),
+        ({"options": ["A", "B"]}, r"line 1: field 'options': multiple-choice items are not supported"),
+        ({"options": "A"}, r"line 1: field 'options': expected a list, got str"),
+        ({"input": ""}, r"line 1: field 'input': empty"),
+    ],
+)
+def test_infinitebench_errors_name_file_line_and_field(tmp_path, changes, message):
+    path = write_lines(tmp_path / "ib.jsonl", [json.dumps({**INFINITEBENCH_LINE, **changes})])
+    with pytest.raises(DataError, match=r"ib.jsonl, " + message):
+        read_longbench(path)
+    missing = write_lines(tmp_path / "none.jsonl", [json.dumps({"input": "Q", "context": "C"})])
+    with pytest.raises(DataError, match=r"none.jsonl, line 1: field 'answers': missing \(LongBench"):
+        read_longbench(missing)
+
+
+def test_infinitebench_string_answer_becomes_a_list_and_parquet_errors_name_the_row(tmp_path):
+    path = write_lines(tmp_path / "ib.jsonl", [json.dumps({**INFINITEBENCH_LINE, "answer": "Vell"})])
+    assert read_longbench(path)[0]["answers"] == ["Vell"]
+    pd = pytest.importorskip("pandas")
+    rows = [INFINITEBENCH_LINE, {**INFINITEBENCH_LINE, "id": 8, "context": " "}]
+    pd.DataFrame(rows).to_parquet(tmp_path / "ib.parquet")
+    with pytest.raises(DataError, match=r"ib.parquet, row 2: field 'context': empty"):
+        read_longbench(tmp_path / "ib.parquet")
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataError, match=r"junk.parquet: not a readable parquet file"):
+        read_longbench(tmp_path / "junk.parquet")
 
 
 def test_atomic_write_keeps_the_old_file_when_serialization_fails(tmp_path):

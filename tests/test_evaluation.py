@@ -116,3 +116,30 @@ def test_comparison_table_has_an_average_row_in_percent():
     }
     table = comparison_table(scores)
     assert table.loc["average", ("base", "f1")] == 75.0 and table.loc["a", ("trained", "subem")] == 100.0
+
+
+def test_infinitebench_file_is_evaluated_as_published(tmp_path):
+    data = tmp_path / "eval"
+    data.mkdir()
+    lines = [
+        {
+            "id": 0,
+            "context": "Mara left Vell at dawn.",
+            "input": "Where did Mara leave?",
+            "answer": ["Vell"],
+            "options": [],
+        },
+        {
+            "id": 1,
+            "context": "Ilse sailed to Dorn.",
+            "input": "Where did Ilse sail?",
+            "answer": ["Dorn"],
+            "options": [],
+        },
+    ]
+    (data / "longbook_qa_eng.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    generator = ScriptedGenerator(lambda content: "Reasoning: read it.\nAnswer: Vell")
+    result = evaluate(generator, CharTokenizer(), data, EvalSettings(max_new_tokens=8), tmp_path, "base")
+    assert result["scores"]["longbook_qa_eng"] == pytest.approx({"em": 0.5, "f1": 0.5, "subem": 0.5, "n": 2})
+    rows = [json.loads(line) for line in (tmp_path / "predictions" / "base" / "longbook_qa_eng.jsonl").open()]
+    assert [r["id"] for r in rows] == ["0", "1"]

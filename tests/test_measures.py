@@ -57,6 +57,10 @@ def test_evidence_coverage_needs_every_sentence_in_some_selected_chunk():
     assert measures.evidence_coverage(sample) == pytest.approx(2 / 4)
 
 
+def test_evidence_coverage_is_unknown_without_evidence():
+    assert measures.evidence_coverage(record(["x"] * 2, evidence=())) is None
+
+
 def test_arm_means_pool_every_rollout_of_a_sample():
     first = record(["x", "y"], selections=[[0, 1], [1, 2]], rewards=[1.0, 0.0], n_chunks=4)
     second = record(["z"], selections=[[0, 2]], rewards=[0.5], n_chunks=4)

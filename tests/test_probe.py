@@ -1,9 +1,13 @@
+import warnings
+
 import numpy as np
 import pytest
 
+from longmab_utils.chunking import FewArmsWarning
 from longmab_utils.config import get_profile
+from longmab_utils.data import read_records
 from longmab_utils.embeddings import batch_priors, cosine_priors, random_priors
-from longmab_utils.probe import build_priors, evidence_chunks, is_valid_probe
+from longmab_utils.probe import build_priors, evidence_chunks, is_valid_probe, run_probe
 
 
 @pytest.mark.parametrize(
@@ -74,3 +78,31 @@ def test_keep_option_gives_invalid_probes_query_priors():
     assert [r["prior_kind"] for r in records] == ["probe_similarity", "query_similarity"]
     assert stats["kept_with_query_prior"] == 1
     assert records[1]["priors"][0] > records[1]["priors"][1]
+
+
+def gold_probes(samples: list[dict]) -> list[str]:
+    """Probes that always state the gold answer."""
+    return [f"The answer is {s['answer']}." for s in samples]
+
+
+def words(text: str) -> int:
+    """Whitespace tokens."""
+    return len(text.split())
+
+
+def user_samples(sentences: int) -> list[dict]:
+    """Samples in the minimal user format: no `evidence` field."""
+    context = " ".join(f"Sentence {i} is about the river Alpha." for i in range(sentences))
+    return [{"id": str(i), "question": "Which river?", "answer": "Alpha", "context": context} for i in range(3)]
+
+
+def test_probe_warns_when_the_median_sample_has_no_more_chunks_than_top_k(tmp_path):
+    profile = get_profile("smoke", {"chunk_size": 20, "top_k": 2})
+    with pytest.warns(FewArmsWarning, match="nothing to choose"):
+        run_probe(user_samples(4), gold_probes(user_samples(4)), words, FakeEmbedder(), profile, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FewArmsWarning)
+        stats = run_probe(user_samples(30), gold_probes(user_samples(30)), words, FakeEmbedder(), profile, tmp_path)
+    assert min(stats["chunks_per_sample"]) > profile.top_k
+    records = read_records(tmp_path / "priors.jsonl")
+    assert all(r["evidence_chunks"] == [] and r["probe_valid"] for r in records)

@@ -1,9 +1,11 @@
+import warnings
 import zlib
 
 import numpy as np
 import pytest
 
 from longmab_utils.bandit import UCBChunkSampler
+from longmab_utils.chunking import FewArmsWarning
 from longmab_utils.config import get_profile
 from longmab_utils.data import DataError, read_records
 from longmab_utils.errors import UserError
@@ -170,3 +172,12 @@ def test_how_the_work_is_cut_never_changes_the_data(tmp_path):
     pipeline.merge(profile, runs["sharded"], 2)
     expected = (runs["once"] / "rollout.jsonl").read_bytes()
     assert all((run / "rollout.jsonl").read_bytes() == expected for run in runs.values())
+
+
+def test_rollout_warns_when_the_median_sample_has_no_more_chunks_than_top_k(tmp_path):
+    records = priors_records()  # 4-6 chunks, median 5
+    with pytest.warns(FewArmsWarning, match="median 5 chunks per sample against top_k 5"):
+        run_rollout(records, fake(records), get_profile("smoke", {"rounds": 1, "top_k": 5}), tmp_path / "few")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FewArmsWarning)
+        run_rollout(records, fake(records), get_profile("smoke", {"rounds": 1, "top_k": 4}), tmp_path / "enough")

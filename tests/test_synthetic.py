@@ -6,14 +6,17 @@ from pathlib import Path
 import pytest
 
 from longmab_utils import synthetic
+from longmab_utils.chunking import HFTokenCounter, chunk_text
+from longmab_utils.config import get_profile
 from longmab_utils.data import read_longbench, read_samples
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
 EVAL_NAMES = ("synth_bridge", "synth_comparison", "synth_lookup")
-BUNDLED = tuple(
-    f"{folder}{name}" for folder in ("", "tiny/") for name in ("train.jsonl", *(f"eval/{e}.jsonl" for e in EVAL_NAMES))
-)
+FILES = ("train.jsonl", *(f"eval/{name}.jsonl" for name in EVAL_NAMES))
+BUNDLED = tuple(f"{folder}{name}" for folder in ("", "tiny/", "long/") for name in FILES)
 OVERSHOOT = 50  # the last sentence added may pass the target by less than this (approximate tokens)
+GPU_PROFILES = ("paper", "gpu-16gb")
+MIN_ARMS = 6  # DESIGN.md: every profile gives the bandit at least this many chunks per sample
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +182,8 @@ def test_cli_regenerates_the_bundled_files_byte_for_byte(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("folder", "train_size", "eval_size", "low", "high"), [("", 64, 16, 1000, 2000), ("tiny", 48, 8, 350, 610)]
+    ("folder", "train_size", "eval_size", "low", "high"),
+    [("", 64, 16, 1000, 2000), ("tiny", 48, 8, 350, 610), ("long", 24, 8, 8000, 11250)],
 )
 def test_bundled_files_validate_and_stay_in_their_length_range(folder, train_size, eval_size, low, high):
     train = read_samples(SAMPLE_DIR / folder / "train.jsonl")
@@ -208,3 +212,32 @@ def test_no_question_or_id_repeats_across_all_bundled_files():
 def read_longbench_or_samples(path: Path) -> list[dict]:
     """Training files as samples, evaluation files as LongBench records."""
     return read_longbench(path) if path.parent.name == "eval" else read_samples(path)
+
+
+def long_records() -> list[dict]:
+    """Every record of the bundled long set (training and evaluation files)."""
+    return [r for name in BUNDLED if name.startswith("long/") for r in read_longbench_or_samples(SAMPLE_DIR / name)]
+
+
+def test_gpu_profiles_read_the_long_set():
+    for name in GPU_PROFILES:
+        profile = get_profile(name)
+        assert profile.data == "data/sample/long/train.jsonl" and profile.eval_data == "data/sample/long/eval"
+
+
+@pytest.mark.parametrize("name", GPU_PROFILES)
+def test_long_set_gives_every_sample_six_arms_at_the_gpu_chunk_size_in_approximate_tokens(name):
+    chunk_size = get_profile(name).chunk_size
+    for record in long_records():
+        chunks = chunk_text(record["context"], synthetic.approx_tokens, chunk_size)
+        assert len(chunks) >= MIN_ARMS, (record["id"], len(chunks))
+
+
+@pytest.mark.models
+def test_long_set_gives_every_sample_six_arms_with_the_bundled_tokenizer():
+    from longmab_utils.pipeline import load_tokenizer
+
+    count = HFTokenCounter(load_tokenizer(get_profile("cpu-tiny")))
+    for record in long_records():
+        assert 8000 <= count(record["context"]) <= 12000, record["id"]
+        assert len(chunk_text(record["context"], count, 1500)) >= MIN_ARMS, record["id"]
