@@ -34,8 +34,7 @@ def artifact(run_dir: str | os.PathLike, name: str, step: str) -> Path:
 
 
 def probe(profile: Profile, run_dir: str | os.PathLike, data: str | None = None, force: bool = False) -> dict:
-    """Copy the validated samples into `samples.jsonl`, chunk, probe and score them; writes `priors.jsonl`
-    (METHOD.md section 2)."""
+    """Copy the validated samples into `samples.jsonl`, then probe and score them into `priors.jsonl` (METHOD.md 2)."""
     from .generation import build_generator
     from .models import check_remote_code, load_embedder
     from .probe import generate_probes, run_probe
@@ -73,8 +72,7 @@ def probe(profile: Profile, run_dir: str | os.PathLike, data: str | None = None,
 
 
 def rollout(profile: Profile, run_dir: str | os.PathLike, shard: str | None = None, force: bool = False) -> dict:
-    """The batched, resumable MAB rollout over `priors.jsonl`; writes `rollout.jsonl` or one shard's file
-    (METHOD.md section 3)."""
+    """The batched, resumable MAB rollout over `priors.jsonl` into `rollout.jsonl` or a shard's file (METHOD.md 3)."""
     from .generation import build_generator
     from .rollout import rollout_path, run_rollout
     from .rollout import shard as shard_records
@@ -113,8 +111,7 @@ def load_tokenizer(profile: Profile):
 
 
 def pairs(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> dict:
-    """Preference pairs from `rollout.jsonl` and `samples.jsonl`; writes `pairs.jsonl`, the TRL and LLaMA-Factory
-    exports (METHOD.md 5)."""
+    """Preference pairs from `rollout.jsonl` and `samples.jsonl`, with TRL and LLaMA-Factory exports (METHOD.md 5)."""
     from .dpo import dpo_settings, llamafactory_yaml
     from .pairs import run_pairs
 

@@ -126,8 +126,10 @@ def stale_steps(run_dir: str | os.PathLike) -> dict[str, str]:
 
 def changes(record: dict[str, Any], settings: dict[str, Any], inputs: dict[str, str]) -> list[str]:
     """What differs between a step's record and this run: `key old -> new` per setting, a short hash per input."""
+    if "settings" not in record:
+        return ["made by an older version of the kit, which recorded no settings per step"]
     found = []
-    old_settings, old_inputs = record.get("settings", {}), record.get("inputs", {})
+    old_settings, old_inputs = record["settings"], record.get("inputs", {})
     for key in [*settings, *(k for k in old_settings if k not in settings)]:
         if key not in old_settings or key not in settings or old_settings[key] != settings[key]:
             old, new = (shown(s[key]) if key in s else "unset" for s in (old_settings, settings))
