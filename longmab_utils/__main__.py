@@ -26,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     chosen.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a profile field")
     common = argparse.ArgumentParser(add_help=False, parents=[chosen])
     common.add_argument("--run-dir", required=True, help="folder for this run's artifacts")
+    common.add_argument(
+        "--force",
+        action="store_true",
+        help="redo this step although the run folder holds it with other settings or inputs; later steps go stale",
+    )
     steps.add_parser("settings", parents=[chosen], help="print every setting with its value and docstring")
     probe = steps.add_parser("probe", parents=[common], help="chunk, probe and write priors.jsonl")
     probe.add_argument("--data", help="training samples JSONL (default: the profile's)")
@@ -61,16 +66,16 @@ def run(args: argparse.Namespace) -> dict | None:
     from . import pipeline
 
     if args.step == "probe":
-        return pipeline.probe(profile, args.run_dir, args.data)
+        return pipeline.probe(profile, args.run_dir, args.data, args.force)
     if args.step == "rollout":
-        return pipeline.rollout(profile, args.run_dir, args.shard)
+        return pipeline.rollout(profile, args.run_dir, args.shard, args.force)
     if args.step == "pairs":
-        return pipeline.pairs(profile, args.run_dir)
+        return pipeline.pairs(profile, args.run_dir, args.force)
     if args.step == "train":
-        return pipeline.train(profile, args.run_dir)
+        return pipeline.train(profile, args.run_dir, args.force)
     if args.step == "evaluate":
-        return pipeline.evaluate(profile, args.run_dir, args.adapter, args.data)
-    return pipeline.merge(profile, args.run_dir, args.shards)
+        return pipeline.evaluate(profile, args.run_dir, args.adapter, args.data, args.force)
+    return pipeline.merge(profile, args.run_dir, args.shards, args.force)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from .data import read_json, read_records, write_json, write_jsonl
 from .embeddings import batch_priors, embed
 from .errors import UserError
 from .measures import arm_means, cumulative_regret, distinct_n, evidence_coverage, mean_pairwise_distance, pair_stats
+from .runfolder import sha256, step_settings
 
 STUDY: dict[str, tuple[str, str]] = {
     "ucb_probe_prior": ("ucb", "probe_similarity"),
@@ -47,30 +48,42 @@ def arm_records(records: Sequence[dict], study: dict[str, tuple[str, str]], embe
     return copies
 
 
+def study_key(profile: Profile, priors_path: Path, samples: int | None, study: dict[str, tuple[str, str]]) -> dict:
+    """Everything that changes the study's rollouts: rollout settings, embedder, samples, arms and priors file."""
+    settings = {key: value for key, value in step_settings(profile, "rollout").items() if key != "policy"}
+    settings |= {"embedding_model": profile.embedding_model, "samples": samples}
+    return {**settings, "study": {arm: list(spec) for arm, spec in study.items()}, "priors.jsonl": sha256(priors_path)}
+
+
 def run_study(
     profile: Profile, run_dir: str | os.PathLike, samples: int | None, study: dict[str, tuple[str, str]] = STUDY
 ) -> list[dict]:
-    """Roll out the first `samples` probed samples under every arm into `ablation/rollout.jsonl` (reused if done)."""
+    """Roll out the first `samples` probed samples under every arm into `ablation/rollout.jsonl`.
+
+    The rollouts are reused while every setting that changes them is the same (`ablation/settings.json`);
+    the settings are written before the rollouts, so a crash in between only means rolling out again.
+    """
     from .generation import build_generator
     from .models import load_embedder
     from .rollout import roll_batch
 
     folder = Path(run_dir) / "ablation"
-    settings = {"samples": samples, "rounds": profile.rounds, "top_k": profile.top_k, "seed": profile.seed}
-    settings["study"] = {arm: list(spec) for arm, spec in study.items()}
-    if (folder / "rollout.jsonl").exists() and read_json(folder / "settings.json") == settings:
-        return read_records(folder / "rollout.jsonl")
     priors_path = Path(run_dir) / "priors.jsonl"
     if not priors_path.exists():
         raise UserError(f"{priors_path} is missing; run notebook 03 (or the probe step) first")
+    key = study_key(profile, priors_path, samples, study)
+    done = folder / "rollout.jsonl"
+    if done.exists() and (folder / "settings.json").exists() and read_json(folder / "settings.json") == key:
+        return read_records(done)
+    done.unlink(missing_ok=True)
+    write_json(folder / "settings.json", key)
     records = read_records(priors_path)[:samples]
     copies = arm_records(
         records, study, load_embedder(profile.embedding_model, profile.embedder_trust_remote_code), profile.seed
     )
     policies = [study[c["id"].split("/")[0]][0] for c in copies]
     rollouts = roll_batch(copies, build_generator(profile), profile, desc="ablation rounds", policies=policies)
-    write_jsonl(folder / "rollout.jsonl", rollouts)
-    write_json(folder / "settings.json", settings)
+    write_jsonl(done, rollouts)
     return rollouts
 
 

@@ -7,7 +7,6 @@ are written into `metrics.json`, because reproductions most often fail on exactl
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from .generation import Generator, SamplingConfig
 from .metrics import answer_metrics, extract_answer
 from .pairs import middle_truncate
 from .prompts import COT_ANSWER_TEMPLATE, cot_answer_prompt, user_message
+from .runfolder import sha256
 
 EVAL_SUFFIXES = (".jsonl", ".parquet")
 CHAT_TEMPLATE_ALLOWANCE = 64
@@ -67,11 +67,6 @@ def eval_files(data: str | os.PathLike) -> list[Path]:
 def read_eval_file(path: Path) -> list[dict[str, Any]]:
     """Items of a LongBench or InfiniteBench evaluation file (JSONL or parquet), validated by `data.read_longbench`."""
     return read_longbench(path)
-
-
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def fit_prompt(context: str, question: str, tokenizer: Any, max_input_len: int) -> tuple[str, bool]:

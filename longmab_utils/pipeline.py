@@ -1,8 +1,10 @@
 """The pipeline steps as functions: what the CLI runs and what the notebooks call, artifact in, artifact out.
 
-Introduced in notebook 03. Each step reads the previous step's file from the run directory, checks
-its inputs before any model loads, records the effective settings in `settings.json`, and writes
-its own artifact under a fixed name.
+Introduced in notebook 03. The probe step copies the validated training samples into the run folder
+(`samples.jsonl`); every later step reads only the run folder's artifacts. Each step checks its
+inputs before any model loads, records the settings it reads and the SHA-256 of its inputs in
+`settings.json` (`runfolder.py`), refuses to replace work made with other settings unless `force`,
+and writes its own artifact under a fixed name.
 """
 
 from __future__ import annotations
@@ -12,58 +14,52 @@ import time
 from pathlib import Path
 
 from .chunking import HFTokenCounter
-from .config import Profile, as_dict, project_path
-from .data import read_json, read_records, read_samples, write_json
+from .config import Profile, project_path
+from .data import import_samples, read_json, read_records, read_samples, write_json
 from .errors import UserError
-
-SETTINGS_FILE = "settings.json"
-
-
-class RunDirConflict(UserError):
-    """The run directory holds artifacts made with other settings."""
+from .runfolder import SAMPLES_FILE, adapter_sha256, begin, sha256
 
 
-def load_samples(profile: Profile, data: str | None = None) -> list[dict]:
-    """The profile's training samples (validated), cut to `max_samples`."""
-    samples = read_samples(project_path(data or profile.data))
-    return samples[: profile.max_samples] if profile.max_samples else samples
+def load_samples(profile: Profile, data: str | os.PathLike | None = None) -> list[dict]:
+    """The training samples of a file (the profile's by default), validated and cut to `max_samples`."""
+    return read_samples(project_path(data or profile.data))[: profile.max_samples]
 
 
-def record_settings(run_dir: str | os.PathLike, step: str, profile: Profile, **extra: object) -> None:
-    """Store the effective settings of a step; resuming a step with different settings is refused."""
-    path = Path(run_dir) / SETTINGS_FILE
-    settings = read_json(path) if path.exists() else {}
-    current = {**as_dict(profile), **extra}
-    previous = settings.get(step)
-    if previous is not None and previous != current and (Path(run_dir) / f"{step}.jsonl").exists():
-        changed = sorted(k for k in current.keys() | previous.keys() if current.get(k) != previous.get(k))
-        raise RunDirConflict(
-            f"{run_dir} already has a {step} made with other settings ({', '.join(changed)}); use a new --run-dir"
-        )
-    settings[step] = current
-    write_json(path, settings)
+def artifact(run_dir: str | os.PathLike, name: str, step: str) -> Path:
+    """The path of a run-folder artifact, or a UserError naming the step that writes it."""
+    path = Path(run_dir) / name
+    if not path.exists():
+        raise UserError(f"{path} is missing; run the {step} step first")
+    return path
 
 
-def probe(profile: Profile, run_dir: str | os.PathLike, data: str | None = None) -> dict:
-    """Chunk, probe and score the samples; writes `priors.jsonl` (METHOD.md section 2)."""
+def probe(profile: Profile, run_dir: str | os.PathLike, data: str | None = None, force: bool = False) -> dict:
+    """Copy the validated samples into `samples.jsonl`, then probe and score them into `priors.jsonl` (METHOD.md 2)."""
     from .generation import build_generator
     from .models import check_remote_code, load_embedder
     from .probe import generate_probes, run_probe
 
-    samples = load_samples(profile, data)
-    check_remote_code(
-        {
-            "trust_remote_code": (profile.policy_model, profile.trust_remote_code),
-            "embedder_trust_remote_code": (profile.embedding_model, profile.embedder_trust_remote_code),
-        }
-    )
-    if (Path(run_dir) / "priors.jsonl").exists() and (Path(run_dir) / "probe_summary.json").exists():
-        record_settings(run_dir, "priors", profile, data=str(data or profile.data))
-        print(f"{run_dir}/priors.jsonl was made with these settings; reusing it")
-        return read_json(Path(run_dir) / "probe_summary.json")
-    if (Path(run_dir) / "rollout.jsonl").exists():
-        raise RunDirConflict(f"{run_dir} already has a rollout; new priors would not match it. Use a new --run-dir")
-    record_settings(run_dir, "priors", profile, data=str(data or profile.data))
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    source = project_path(data or profile.data)
+    staged = run / f".{SAMPLES_FILE}.new"
+    import_samples(source, staged)  # validates the whole file; nothing is written if a line is bad
+    try:
+        check_remote_code(
+            {
+                "trust_remote_code": (profile.policy_model, profile.trust_remote_code),
+                "embedder_trust_remote_code": (profile.embedding_model, profile.embedder_trust_remote_code),
+            }
+        )
+        matched = begin(run, "probe", profile, {SAMPLES_FILE: sha256(staged)}, force, data=str(source.resolve()))
+    except BaseException:
+        staged.unlink()
+        raise
+    os.replace(staged, run / SAMPLES_FILE)
+    if matched and (run / "priors.jsonl").exists() and (run / "probe_summary.json").exists():
+        print(f"{run}/priors.jsonl was made with these settings and samples; reusing it")
+        return read_json(run / "probe_summary.json")
+    samples = load_samples(profile, run / SAMPLES_FILE)
     began = time.perf_counter()
     generator = build_generator(profile)
     tokenizer = generator.tokenizer
@@ -75,28 +71,32 @@ def probe(profile: Profile, run_dir: str | os.PathLike, data: str | None = None)
     return run_probe(samples, probes, HFTokenCounter(tokenizer), embedder, profile, run_dir, began)
 
 
-def rollout(profile: Profile, run_dir: str | os.PathLike, shard: str | None = None) -> dict:
-    """The batched, resumable MAB rollout over `priors.jsonl`; writes `rollout.jsonl` (METHOD.md section 3)."""
+def rollout(profile: Profile, run_dir: str | os.PathLike, shard: str | None = None, force: bool = False) -> dict:
+    """The batched, resumable MAB rollout over `priors.jsonl` into `rollout.jsonl` or a shard's file (METHOD.md 3)."""
     from .generation import build_generator
-    from .rollout import run_rollout
+    from .rollout import rollout_path, run_rollout
     from .rollout import shard as shard_records
 
-    priors_path = Path(run_dir) / "priors.jsonl"
-    if not priors_path.exists():
-        raise UserError(f"{priors_path} is missing; run the probe step first")
+    priors_path = artifact(run_dir, "priors.jsonl", "probe")
     records = read_records(priors_path)
     shard_records(records, shard)
-    record_settings(run_dir, "rollout", profile)
+    shard_file = rollout_path(run_dir, shard).name if shard else None
+    begin(run_dir, "rollout", profile, {"priors.jsonl": sha256(priors_path)}, force, shard=shard_file)
     return run_rollout(records, build_generator(profile), profile, run_dir, shard)
 
 
-def merge(profile: Profile, run_dir: str | os.PathLike, shards: int) -> dict:
-    """Merge the rollout shards of a run into `rollout.jsonl`."""
-    from .rollout import merge_shards
+def merge(profile: Profile, run_dir: str | os.PathLike, shards: int, force: bool = False) -> dict:
+    """Merge the rollout shards of a run, all made with this profile's rollout settings, into `rollout.jsonl`."""
+    from .rollout import merge_shards, rollout_path
+    from .runfolder import check_shards
 
     if shards < 1:
         raise UserError(f"--shards {shards}: give the N of the `rollout --shard I/N` runs (1 or more)")
-    return merge_shards(run_dir, read_records(Path(run_dir) / "priors.jsonl"), shards, profile.top_k)
+    priors_path = artifact(run_dir, "priors.jsonl", "probe")
+    inputs = {"priors.jsonl": sha256(priors_path)}
+    check_shards(run_dir, [rollout_path(run_dir, f"{i}/{shards}").name for i in range(shards)], profile, inputs)
+    begin(run_dir, "rollout", profile, inputs, force)
+    return merge_shards(run_dir, read_records(priors_path), shards, profile.top_k)
 
 
 def load_tokenizer(profile: Profile):
@@ -110,25 +110,23 @@ def load_tokenizer(profile: Profile):
     )
 
 
-def pairs(profile: Profile, run_dir: str | os.PathLike) -> dict:
-    """Preference pairs from `rollout.jsonl`; writes `pairs.jsonl`, the TRL and LLaMA-Factory exports (METHOD.md 5)."""
+def pairs(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> dict:
+    """Preference pairs from `rollout.jsonl` and `samples.jsonl`, with TRL and LLaMA-Factory exports (METHOD.md 5)."""
     from .dpo import dpo_settings, llamafactory_yaml
     from .pairs import run_pairs
 
-    rollout_path = Path(run_dir) / "rollout.jsonl"
-    if not rollout_path.exists():
-        raise UserError(f"{rollout_path} is missing; run the rollout step first")
+    rollout_path = artifact(run_dir, "rollout.jsonl", "rollout")
+    samples_path = artifact(run_dir, SAMPLES_FILE, "probe")
     rollouts = read_records(rollout_path)
-    settings = read_json(Path(run_dir) / SETTINGS_FILE) if (Path(run_dir) / SETTINGS_FILE).exists() else {}
-    data = settings.get("priors", {}).get("data", profile.data)
-    contexts = {s["id"]: s["context"] for s in read_samples(project_path(data))}
+    contexts = {s["id"]: s["context"] for s in read_records(samples_path)}
     missing = [r["id"] for r in rollouts if r["id"] not in contexts]
     if missing:
         raise UserError(
-            f"{data} has no sample {missing[0]!r} from the rollout ({len(missing)} missing); "
-            "restore the training file the probe step read, or start a new --run-dir"
+            f"{samples_path} has no sample {missing[0]!r} from the rollout ({len(missing)} missing); "
+            "the run folder was mixed by hand: start a new --run-dir"
         )
-    record_settings(run_dir, "pairs", profile)
+    inputs = {"rollout.jsonl": sha256(rollout_path), SAMPLES_FILE: sha256(samples_path)}
+    begin(run_dir, "pairs", profile, inputs, force)
     records = [{**r, "context": contexts[r["id"]]} for r in rollouts]
     summary = run_pairs(records, load_tokenizer(profile), profile.seed, profile.max_prompt_length, run_dir)
     folder = (Path(run_dir) / "llamafactory").resolve()
@@ -136,16 +134,20 @@ def pairs(profile: Profile, run_dir: str | os.PathLike) -> dict:
     return summary
 
 
-def train(profile: Profile, run_dir: str | os.PathLike) -> dict:
-    """DPO on `pairs.jsonl` (QLoRA on CUDA, LoRA on CPU); writes `adapter/`, its curves and `train_summary.json`."""
+def train(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> dict:
+    """DPO on `pairs.jsonl` (QLoRA on CUDA, LoRA on CPU); writes `adapter/`, its curves and `train_summary.json`.
+
+    A finished adapter made with the same settings and pairs is reused; a crashed one resumes from its checkpoint.
+    """
     from .dpo import dpo_settings, train_dpo
     from .hardware import is_main_process
     from .plots import training_curves
 
-    pairs_path = Path(run_dir) / "pairs.jsonl"
-    if not pairs_path.exists():
-        raise UserError(f"{pairs_path} is missing; run the pairs step first")
-    record_settings(run_dir, "train", profile)
+    pairs_path = artifact(run_dir, "pairs.jsonl", "pairs")
+    done = Path(run_dir) / "adapter" / "train_summary.json"
+    if begin(run_dir, "train", profile, {"pairs.jsonl": sha256(pairs_path)}, force) and done.exists():
+        print(f"{done.parent} was trained with these settings and pairs; reusing it (--force retrains)")
+        return read_json(done)
     adapter = str(project_path(profile.policy_adapter)) if profile.policy_adapter else None
     result = train_dpo(pairs_path, profile.policy_model, run_dir, dpo_settings(profile), adapter, profile.dtype)
     steps = [e for e in result["log"] if "loss" in e]
@@ -179,7 +181,13 @@ def model_limit(profile: Profile) -> int | None:
     return getattr(config, "max_position_embeddings", None)
 
 
-def evaluate(profile: Profile, run_dir: str | os.PathLike, adapter: str | None = None, data: str | None = None) -> dict:
+def evaluate(
+    profile: Profile,
+    run_dir: str | os.PathLike,
+    adapter: str | None = None,
+    data: str | None = None,
+    force: bool = False,
+) -> dict:
     """Base vs trained on every evaluation set; writes predictions, `metrics.json` and `evaluation.png`.
 
     One engine serves both: the trained adapter is switched on and off, so only one model is ever on the GPU.
@@ -188,14 +196,25 @@ def evaluate(profile: Profile, run_dir: str | os.PathLike, adapter: str | None =
     from .evaluation import evaluate as evaluate_model
     from .generation import build_generator
     from .plots import evaluation_bars
+    from .runfolder import stale_steps
 
     folder = project_path(data or profile.eval_data)
     if not folder.exists():
         raise UserError(f"evaluation data {folder} does not exist; pass --data or --set eval_data=FOLDER_OR_FILE")
-    for path in eval_files(folder):
+    files = eval_files(folder)
+    for path in files:
         read_eval_file(path)
-    trained = adapter or (str(Path(run_dir) / "adapter") if (Path(run_dir) / "adapter").is_dir() else None)
-    record_settings(run_dir, "evaluate", profile, adapter=trained, eval_data=str(folder))
+    own = Path(run_dir) / "adapter"
+    trained = adapter or (str(own) if own.is_dir() else None)
+    inputs = {f"eval_data/{path.name}": sha256(path) for path in files}
+    if trained:
+        inputs["adapter" if Path(trained).resolve() == own.resolve() else str(Path(trained).resolve())] = (
+            adapter_sha256(trained)
+        )
+    old = stale_steps(run_dir).get("evaluate")
+    begin(run_dir, "evaluate", profile, inputs, force)
+    if old:
+        print(f"the metrics in {run_dir} were stale ({old}); evaluating again")
     budget, context = eval_context(profile.eval_max_input_len, profile.eval_max_new_tokens, model_limit(profile))
     settings = EvalSettings(budget, profile.eval_max_new_tokens, profile.presence_penalty, profile.eval_max_items)
     generator = build_generator(profile, trained, max_model_len=context, batch_size=profile.eval_batch_size)

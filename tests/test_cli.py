@@ -141,8 +141,11 @@ def test_reproduce_cell_timeout_defaults_to_the_profile(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("probe")
-    subprocess.run(command("probe", run_dir), cwd=ROOT, env=ENV, check=True, capture_output=True)
+    """A smoke probe of a copy of the training file, deleted afterwards: later steps read only the run folder."""
+    run_dir, data = tmp_path_factory.mktemp("probe"), tmp_path_factory.mktemp("data") / "train.jsonl"
+    shutil.copy(ROOT / PROFILES["smoke"].data, data)
+    subprocess.run(command("probe", run_dir, "--data", str(data)), cwd=ROOT, env=ENV, check=True, capture_output=True)
+    data.unlink()
     return run_dir
 
 
@@ -158,7 +161,8 @@ def test_probe_writes_priors_for_every_kept_sample(probed):
 
 def rollout_into(probed: Path, run_dir: Path) -> subprocess.Popen:
     run_dir.mkdir()
-    shutil.copy(probed / "priors.jsonl", run_dir / "priors.jsonl")
+    for artifact in ("samples.jsonl", "priors.jsonl"):
+        shutil.copy(probed / artifact, run_dir / artifact)
     out = subprocess.DEVNULL
     return subprocess.Popen(command("rollout", run_dir), cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.PIPE)
 
@@ -196,8 +200,11 @@ def test_rollout_is_deterministic_and_survives_sigkill(probed, rolled, tmp_path)
 
 
 @pytest.mark.models
-def test_pairs_step_reads_the_rollout_and_writes_every_export(rolled):
-    summary = pipeline.pairs(get_profile("smoke"), rolled)
+def test_pairs_step_reads_only_the_run_folder_from_another_directory(rolled, tmp_path):
+    relative = os.path.relpath(rolled, tmp_path)
+    done = subprocess.run(command("pairs", Path(relative)), cwd=tmp_path, env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout[done.stdout.index("{") :])
     assert summary["samples"] == 3 and summary["pairs"] + sum(summary["skipped"].values()) == 3
     for name in ("pairs.jsonl", "pairs_trl.jsonl", "pairs_summary.json", "llamafactory/train_dpo.yaml"):
         assert (rolled / name).exists(), name
