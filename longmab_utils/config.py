@@ -245,12 +245,12 @@ PROFILES: dict[str, Profile] = {
     "smoke": replace(
         CPU_TINY,
         name="smoke",
-        max_samples=3,
+        max_samples=6,
         keep_invalid_probes=True,  # 24-token probes rarely finish; tests still need samples to roll out
         top_k=2,
-        rounds=2,
+        rounds=4,  # with 48-token answers: 2 pairs from 6 samples (fewer rounds or tokens yield none or one)
         probe_max_new_tokens=24,
-        max_new_tokens=16,
+        max_new_tokens=48,
         rollout_batch=2,
         gen_batch_size=4,
         eval_max_input_len=512,

@@ -20,8 +20,23 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
 
 
+# The resume and run-folder tests need no pairs: a cheaper smoke (the course test runs `smoke` as it is).
+CHEAP = ("--set", "max_samples=3", "--set", "rounds=2", "--set", "max_new_tokens=16")
+
+
 def command(step: str, run_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "longmab_utils", step, "--profile", "smoke", "--run-dir", str(run_dir), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "longmab_utils",
+        step,
+        "--profile",
+        "smoke",
+        "--run-dir",
+        str(run_dir),
+        *CHEAP,
+        *extra,
+    ]
 
 
 # Runs the CLI in a fresh interpreter, then reports on its last stdout line which heavy modules it imported.

@@ -109,13 +109,11 @@ def test_a_failing_cell_is_reported_with_notebook_cell_and_executed_copy(tmp_pat
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    """The six notebooks executed with the smoke profile (enough tokens and rounds to yield pairs)."""
+    """The six notebooks executed with the smoke profile as it is (it yields pairs)."""
     run_dir = tmp_path_factory.mktemp("course") / "run"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("TQDM_DISABLE", "1")
-        manifest = reproduce.reproduce(
-            "smoke", {"max_new_tokens": "64", "rounds": "3", "max_samples": "4"}, run_dir, cell_timeout=600
-        )
+        manifest = reproduce.reproduce("smoke", {}, run_dir, cell_timeout=600)
     return run_dir, manifest
 
 

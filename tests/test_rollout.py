@@ -155,18 +155,19 @@ def test_how_the_work_is_cut_never_changes_the_data(tmp_path):
 
     from longmab_utils import pipeline
 
-    profile = get_profile("smoke", {"seed": 2**40})
+    cheap = {"seed": 2**40, "max_samples": 3, "rounds": 2, "max_new_tokens": 16}
+    profile = get_profile("smoke", cheap)
     runs = {name: tmp_path / name for name in ("once", "again", "batch3", "sharded")}
     for name in ("once", "again"):
         pipeline.probe(profile, runs[name])
     assert (runs["once"] / "priors.jsonl").read_bytes() == (runs["again"] / "priors.jsonl").read_bytes()
     for name in ("batch3", "sharded"):
         runs[name].mkdir()
-        for artifact in ("priors.jsonl", "probe_summary.json", "settings.json"):
+        for artifact in ("samples.jsonl", "priors.jsonl", "probe_summary.json", "settings.json"):
             shutil.copy(runs["once"] / artifact, runs[name] / artifact)
     pipeline.rollout(profile, runs["once"])
     pipeline.rollout(profile, runs["again"])
-    pipeline.rollout(get_profile("smoke", {"seed": 2**40, "rollout_batch": 3}), runs["batch3"])
+    pipeline.rollout(get_profile("smoke", {**cheap, "rollout_batch": 3}), runs["batch3"])
     for index in range(2):
         pipeline.rollout(profile, runs["sharded"], f"{index}/2")
     pipeline.merge(profile, runs["sharded"], 2)
