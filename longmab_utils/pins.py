@@ -84,10 +84,6 @@ def _dry_run(requirement: str, python: str | None) -> dict:
 
 def fetch_metadata(pins: dict[str, str], python: str) -> dict[str, dict]:
     """Version, Requires-Python, Requires-Dist and file of every pin, as the registry serves them for `python`."""
-    from pip import __version__ as pip_version
-
-    if Version(pip_version) < MIN_PIP:
-        raise RuntimeError(f"pip {pip_version} downloads whole wheels for this; use pip >= {MIN_PIP}")
     records = {}
     for name, version in pins.items():
         try:
@@ -107,6 +103,10 @@ def fetch_metadata(pins: dict[str, str], python: str) -> dict[str, dict]:
 
 def write_report(pins_path: str | Path, report_path: str | Path) -> None:
     """Record every pin's metadata for each target Python in `report_path`."""
+    import pip
+
+    if Version(pip.__version__) < MIN_PIP:
+        raise RuntimeError(f"pip {pip.__version__} downloads whole wheels for this; use pip >= {MIN_PIP} (make pins)")
     pins = read_pins(pins_path)
     report = {
         "pins": Path(pins_path).name,

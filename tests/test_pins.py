@@ -1,6 +1,7 @@
 """The pin files agree: cuda.txt with its packages' own requirements, colab.txt with cuda.txt, pyproject with both."""
 
 import json
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from longmab_utils import pins
 from longmab_utils.pins import (
     TARGET_PYTHONS,
     PinError,
@@ -133,3 +135,39 @@ def test_overlay_lets_the_top_file_win():
         "transformers": "5.20.2",
         "torch": "2.13.0",
     }
+
+
+def test_metadata_comes_from_pips_dry_run_report_with_a_source_fallback(monkeypatch):
+    calls = []
+
+    def fake_pip(command, capture_output, text):
+        calls.append(command)
+        if "--only-binary=:all:" in command and command[-1] == "deepspeed==0.19.8":
+            return subprocess.CompletedProcess(command, 1, "", "No matching distribution")
+        name, version = command[-1].split("==")
+        item = {
+            "metadata": {"name": name, "version": version, "requires_dist": ["torch>=2.0"]},
+            "download_info": {"url": f"https://files.example/{name}-{version}.tar.gz#sha256=0"},
+        }
+        return subprocess.CompletedProcess(command, 0, json.dumps({"install": [item]}), "")
+
+    monkeypatch.setattr(pins.subprocess, "run", fake_pip)
+    records = pins.fetch_metadata({"deepspeed": "0.19.8", "peft": "0.21.2"}, "3.12")
+    assert records["deepspeed"] == {
+        "version": "0.19.8",
+        "requires_python": "",
+        "requires_dist": ["torch>=2.0"],
+        "file": "deepspeed-0.19.8.tar.gz",
+    }
+    binary, source, peft = calls
+    assert {"--dry-run", "--no-deps", "--use-feature=fast-deps"} <= set(binary) and "3.12" in binary
+    assert "--python-version" not in source and "--python-version" in peft
+
+
+def test_an_old_pip_is_refused_before_it_downloads_whole_wheels(tmp_path, monkeypatch):
+    import pip
+
+    monkeypatch.setattr(pip, "__version__", "23.2.1")
+    with pytest.raises(RuntimeError, match="pip 23.2.1 downloads whole wheels"):
+        pins.write_report(CUDA, tmp_path / "report.json")
+    assert not (tmp_path / "report.json").exists()
