@@ -20,6 +20,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ["trl", "datasets", "dill", "multiprocess", "fsspec", "bitsandbytes", "transformers", "peft"]
+PACKAGES += ["pydantic", "pydantic_core", "annotated-types", "typing-inspection"]  # the settings (config.py)
+DEVICE_HAS = {"torch", "numpy", "tqdm", "tokenizers", "accelerate", "sentence-transformers", "pandas", "matplotlib"}
+"""What the bare CUDA image already holds, of the kit's dependencies (the device tool's KINDS.md package list)."""
+NOT_NEEDED = {"gguf": "only the bundled GGUF conversion imports it; the check carries the converted tokenizer"}
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_24_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
 LIMIT_MB = 60
 

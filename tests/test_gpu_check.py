@@ -73,3 +73,13 @@ def test_wheel_versions_come_from_the_pin_files():
     cuda_pins = (Path(gpu_wheels.ROOT) / "constraints" / "cuda.txt").read_text()
     assert gpu_wheels.pinned("trl") in cuda_pins.splitlines()
     assert gpu_wheels.pinned("dill").startswith("dill==")  # not a GPU pin: taken from cpu.txt
+
+
+def test_the_wheel_folder_brings_every_dependency_the_bare_gpu_image_lacks():
+    import re
+    import tomllib
+
+    project = tomllib.loads((Path(gpu_wheels.ROOT) / "pyproject.toml").read_text())["project"]
+    needed = {re.split(r"[<>=!~\[ ]", item, maxsplit=1)[0].lower() for item in project["dependencies"]}
+    carried = {name.lower().replace("_", "-") for name in gpu_wheels.PACKAGES}
+    assert needed - gpu_wheels.DEVICE_HAS - carried - set(gpu_wheels.NOT_NEEDED) == set()
