@@ -30,7 +30,7 @@ COLAB = ROOT / "constraints" / "colab.txt"
 # What Colab ships and runs on: installing the kit there must never replace it.
 COLAB_OWNED = {"torch", "torchvision", "torchaudio", "numpy", "pandas", "matplotlib", "ipykernel", "ipython"}
 COLAB_OWNED |= {"tornado", "pyzmq", "jupyter-client", "jupyter-core", "notebook", "vllm"}
-COLAB_OWNED |= {"pydantic"}  # Colab ships pydantic 2, which the settings need; replacing it would break Colab's own tools
+COLAB_OWNED |= {"pydantic"}  # Colab ships pydantic 2, which the settings need; replacing it breaks Colab's tools
 
 
 def metadata(python):
