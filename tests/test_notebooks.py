@@ -13,6 +13,7 @@ import papermill as pm
 import pytest
 
 from longmab_utils import reproduce
+from longmab_utils.config import PROFILES
 from longmab_utils.data import read_json, read_records
 from longmab_utils.errors import UserError
 
@@ -121,12 +122,13 @@ def course(tmp_path_factory):
 def test_course_runs_end_to_end_and_writes_every_artifact(course):
     run_dir, manifest = course
     assert manifest["status"] == "complete" and list(manifest["notebook_seconds"]) == list(reproduce.COURSE)
-    assert read_json(run_dir / "manifest.json")["parameters"]["rounds"] == 3
+    rounds = PROFILES["smoke"].rounds
+    assert read_json(run_dir / "manifest.json")["parameters"]["rounds"] == rounds
     assert read_json(run_dir / "chunking_summary.json")["chunks"] > 0
     priors = read_records(run_dir / "priors.jsonl")
     assert priors and all(len(r["priors"]) == len(r["chunks"]) for r in priors)
     for record in read_records(run_dir / "rollout.jsonl"):
-        assert [r["round"] for r in record["rounds"]] == [1, 2, 3]
+        assert [r["round"] for r in record["rounds"]] == list(range(1, rounds + 1))
         assert all(len(r["selected"]) == 2 and 0 <= r["reward"] <= 1 for r in record["rounds"])
         assert all(len(r["values"]) == record["n_chunks"] for r in record["rounds"])
     pairs = read_records(run_dir / "pairs.jsonl")
