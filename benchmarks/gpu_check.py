@@ -150,6 +150,14 @@ def cap_memory(gib: float | None) -> float | None:
     return round(fraction, 4)
 
 
+def synchronize() -> None:
+    """Wait for queued CUDA work, so that wall-clock timings cover it (nothing to wait for on a CPU)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def peak() -> dict[str, float]:
     """Peak allocated and reserved CUDA memory of this process, in GiB."""
     import torch
@@ -288,7 +296,6 @@ def stage_qlora(args: argparse.Namespace, spec: str) -> dict[str, Any]:
     """QLoRA DPO steps through `train_dpo` under the profile's memory cap: peak GiB and seconds per step."""
     from dataclasses import replace
 
-    import torch
     from transformers import TrainerCallback
 
     from longmab_utils.dpo import dpo_settings, train_dpo
@@ -307,8 +314,7 @@ def stage_qlora(args: argparse.Namespace, spec: str) -> dict[str, Any]:
         """Records when each optimizer step ends."""
 
         def on_step_end(self, *_: Any, **__: Any) -> None:
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
+            synchronize()
             stamps.append(time.perf_counter())
 
     began = time.perf_counter()
@@ -342,7 +348,6 @@ def stage_qlora(args: argparse.Namespace, spec: str) -> dict[str, Any]:
 
 def stage_generate(args: argparse.Namespace, name: str) -> dict[str, Any]:
     """HF generation throughput through HFGenerator at the rollout and probe prompt shapes."""
-    import torch
 
     from longmab_utils.generation import HFGenerator, SamplingConfig
     from longmab_utils.models import load_policy
@@ -369,12 +374,10 @@ def stage_generate(args: argparse.Namespace, name: str) -> dict[str, Any]:
     for phase, tokens in shapes.items():
         prompts = [user_message(filler(tokenizer, tokens, i)) for i in range(profile.gen_batch_size)]
         sampling = SamplingConfig(max_new_tokens=new_tokens, seed=0)
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        synchronize()
         began = time.perf_counter()
         generator.generate(prompts, sampling, desc=phase)
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        synchronize()
         seconds = time.perf_counter() - began
         result[phase] = {
             "prompt_tokens": tokens,

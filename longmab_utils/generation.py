@@ -112,6 +112,11 @@ def render_chat(tokenizer: Any, messages: Messages) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+def encode_chats(tokenizer: Any, prompts: Sequence[Messages]) -> list[list[int]]:
+    """Token ids of each templated prompt; the template already holds any BOS, so none is added again."""
+    return tokenizer([render_chat(tokenizer, messages) for messages in prompts], add_special_tokens=False)["input_ids"]
+
+
 def fit_context(ids: list[int], context: int | None, new_tokens: int) -> list[int]:
     """Prompt ids that leave room for `new_tokens` in a `context`-token window: the middle goes, never the item."""
     from .pairs import middle_truncate
@@ -131,7 +136,7 @@ def free_gpu_memory() -> None:
 class HFGenerator:
     """Batched generation with transformers: left padding, length-sorted batches, each row seeded on its own.
 
-    A model loaded with an unmerged PEFT adapter (`load_policy(..., merge=False)`) serves base and adapter
+    A model with an unmerged PEFT adapter (`models.attach_adapter(..., merge=False)`) serves base and adapter
     predictions from one copy of the weights: `use_adapter(False)` switches the adapter off.
     """
 
@@ -152,7 +157,7 @@ class HFGenerator:
         """Generate with the unmerged adapter on, or off (the exact base weights: nothing is merged and unmerged)."""
         if not self.has_adapter:
             if enabled:
-                raise ValueError("this generator has no switchable adapter; load the policy with merge=False")
+                raise ValueError("this generator has no switchable adapter; attach one with merge=False")
             return
         if enabled:
             self.model.enable_adapter_layers()
@@ -165,9 +170,8 @@ class HFGenerator:
         free_gpu_memory()
 
     def encode(self, prompts: Sequence[Messages]) -> list[list[int]]:
-        """Token ids of each templated prompt; the template already holds any BOS, so none is added again."""
-        texts = [render_chat(self.tokenizer, messages) for messages in prompts]
-        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        """Token ids of each templated prompt (`encode_chats`)."""
+        return encode_chats(self.tokenizer, prompts)
 
     @torch.inference_mode()
     def generate(
@@ -307,16 +311,9 @@ class VLLMGenerator:
             self._sampling_params(**vllm_sampling_kwargs(replace(sampling, seed=seed), self._accepted, self.stop_ids))
             for seed in prompt_seeds(sampling, len(prompts), seeds)
         ]
-        encode = self.tokenizer
         token_prompts = [
-            {
-                "prompt_token_ids": fit_context(
-                    encode(render_chat(self.tokenizer, m), add_special_tokens=False)["input_ids"],
-                    self.context,
-                    sampling.max_new_tokens,
-                )
-            }
-            for m in prompts
+            {"prompt_token_ids": fit_context(ids, self.context, sampling.max_new_tokens)}
+            for ids in encode_chats(self.tokenizer, prompts)
         ]
         outputs = self.llm.generate(token_prompts, params, use_tqdm=True, lora_request=self.lora_request)
         return [output.outputs[0].text for output in outputs]
@@ -366,10 +363,7 @@ def build_generator(
         model, tokenizer = load_policy(profile.policy_model, base_adapter, profile.dtype, profile.trust_remote_code)
         if extra:
             model = attach_adapter(model, extra, merge=False)
-        generator = HFGenerator(model, tokenizer, batch_size=batch_size or profile.gen_batch_size)
-        if extra:
-            generator.use_adapter(True)
-        return generator
+        return HFGenerator(model, tokenizer, batch_size=batch_size or profile.gen_batch_size)
     if base_adapter and extra:
         raise UserError("vLLM serves one LoRA adapter at a time; merge the policy adapter into the base model first")
     path = resolve_model(profile.policy_model)

