@@ -1,7 +1,8 @@
 """Run the course notebooks end to end with papermill: `python -m longmab_utils reproduce --profile NAME`.
 
 Each notebook executes in its own kernel (the interpreter that runs this command), in
-`notebooks/`, with `profile`, `run_dir`, `seed` and the `--set` overrides as parameters. Executed
+`notebooks/`, with `profile`, `run_dir`, `seed` and the `--set` overrides as parameters, and `solutions=True`
+(each exercise is checked with its worked answer). Executed
 copies go to `RUN_DIR/executed/`; `RUN_DIR/manifest.json` records the effective profile, package
 versions, the git commit, per-notebook wall time and the key metrics of the run.
 """
@@ -212,6 +213,7 @@ def reproduce(
     previous = run_dir / "manifest.json"
     timings = read_json(previous)["notebook_seconds"] if start and previous.exists() else {}
     parameters = {"profile": profile_name, "run_dir": str(run_dir), "seed": profile.seed, "overrides": overrides}
+    parameters["solutions"] = True  # batch runs check every exercise with its worked answer
     for step in steps:
         print(f"== {step.name} -> {step.executed}", flush=True)
         try:

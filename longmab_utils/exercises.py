@@ -1,0 +1,61 @@
+"""Checked exercises: every notebook ends with a few, each answered in code and checked by `Exercises.check`.
+
+Introduced in notebook 01. A learner replaces the `...` in an exercise cell with an answer; `check` says
+"correct", or stops the cell with a hint. An unanswered exercise (`...`) prints its hint and moves on,
+unless the notebook runs with `solutions=True` (what `reproduce` and the tests do): then the worked
+answer, computed in the cell by another route than the expected value, is checked in its place.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class WrongAnswer(AssertionError):
+    """An exercise's answer differs from the expected value; the message carries the hint."""
+
+
+def agrees(answer: Any, expected: Any, rel_tol: float = 1e-6, abs_tol: float = 1e-9) -> bool:
+    """Whether two answers agree: numbers within tolerance, sequences and mappings item by item, the rest by ==."""
+    if isinstance(answer, bool) or isinstance(expected, bool):
+        return isinstance(answer, bool) and isinstance(expected, bool) and answer == expected
+    if isinstance(answer, int | float) and isinstance(expected, int | float):
+        return math.isclose(float(answer), float(expected), rel_tol=rel_tol, abs_tol=abs_tol)
+    if hasattr(answer, "tolist"):  # numpy arrays and scalars
+        return agrees(answer.tolist(), expected, rel_tol, abs_tol)
+    if hasattr(expected, "tolist"):
+        return agrees(answer, expected.tolist(), rel_tol, abs_tol)
+    if isinstance(answer, Mapping) and isinstance(expected, Mapping):
+        return answer.keys() == expected.keys() and all(agrees(answer[k], expected[k], rel_tol, abs_tol) for k in answer)
+    if isinstance(answer, Sequence) and isinstance(expected, Sequence) and not isinstance(answer, str | bytes):
+        return len(answer) == len(expected) and all(agrees(a, e, rel_tol, abs_tol) for a, e in zip(answer, expected))
+    return answer == expected
+
+
+@dataclass
+class Exercises:
+    """A notebook's exercises: numbers them, checks answers, and counts what was answered and solved."""
+
+    solutions: bool = False
+    """True: an unanswered exercise is checked with its worked answer (batch runs and tests)."""
+    asked: int = 0
+    solved: int = 0
+
+    def check(self, answer: Any, expected: Any, *, hint: str, solution: Any = ..., rel_tol: float = 1e-6) -> bool:
+        """Check one exercise's answer against `expected`; True when right, False when unanswered, else WrongAnswer."""
+        self.asked += 1
+        number = self.asked
+        if answer is ... and self.solutions and solution is not ...:
+            answer = solution
+            print(f"Exercise {number}: worked answer {answer!r}")
+        if answer is ...:
+            print(f"Exercise {number}: not answered yet (replace the ... above). Hint: {hint}")
+            return False
+        if not agrees(answer, expected, rel_tol=rel_tol):
+            raise WrongAnswer(f"Exercise {number}: {answer!r} is not it. Hint: {hint}")
+        self.solved += 1
+        print(f"Exercise {number}: correct ({answer!r}).")
+        return True
