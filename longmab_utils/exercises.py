@@ -29,7 +29,8 @@ def agrees(answer: Any, expected: Any, rel_tol: float = 1e-6, abs_tol: float = 1
     if hasattr(expected, "tolist"):
         return agrees(answer, expected.tolist(), rel_tol, abs_tol)
     if isinstance(answer, Mapping) and isinstance(expected, Mapping):
-        return answer.keys() == expected.keys() and all(agrees(answer[k], expected[k], rel_tol, abs_tol) for k in answer)
+        same_keys = answer.keys() == expected.keys()
+        return same_keys and all(agrees(answer[k], expected[k], rel_tol, abs_tol) for k in answer)
     if isinstance(answer, Sequence) and isinstance(expected, Sequence) and not isinstance(answer, str | bytes):
         return len(answer) == len(expected) and all(agrees(a, e, rel_tol, abs_tol) for a, e in zip(answer, expected))
     return answer == expected

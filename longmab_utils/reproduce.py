@@ -2,9 +2,9 @@
 
 Each notebook executes in its own kernel (the interpreter that runs this command), in
 `notebooks/`, with `profile`, `run_dir`, `seed` and the `--set` overrides as parameters, and `solutions=True`
-(each exercise is checked with its worked answer). Executed
-copies go to `RUN_DIR/executed/`; `RUN_DIR/manifest.json` records the effective profile, package
-versions, the git commit, per-notebook wall time and the key metrics of the run.
+(each exercise is checked with its worked answer). Executed copies go to `RUN_DIR/executed/`;
+`RUN_DIR/manifest.json` records the effective profile, package versions, the git commit, per-notebook
+wall time and the key metrics of the run.
 """
 
 from __future__ import annotations
