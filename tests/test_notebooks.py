@@ -51,18 +51,26 @@ def test_parameters_cell_is_first_after_colab_and_holds_commented_literals(path)
         assert isinstance(statement, ast.Assign) and "  # " in line, f"{path.name}: {line!r}"
         ast.literal_eval(statement.value)
         names.add(statement.targets[0].id)
-    assert {"profile", "run_dir", "seed", "overrides"} <= names
+    assert {"profile", "run_dir", "seed", "overrides", "solutions"} <= names
+    if path.stem >= "03":
+        assert "fast_forward" in names
     assert set(pm.inspect_notebook(str(path))) == names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_asks_for_nothing_interactive_and_ends_with_deviations(path):
+def test_notebook_asks_for_nothing_interactive_and_ends_with_deviations_exercises_and_next(path):
     notebook = nbformat.read(path, as_version=4)
     source = "\n".join(c.source for c in notebook.cells)
     assert not re.search(r"\b(input|getpass|login|notebook_login)\(", source)
     assert "trust_remote_code=True" not in source
+    headings = [c.source.splitlines()[0] for c in notebook.cells if c.cell_type == "markdown" and c.source]
+    assert "## What we deviated from, and why" in headings and "## Exercises" in headings
+    assert headings.index("## What we deviated from, and why") < headings.index("## Exercises")
+    start = next(i for i, c in enumerate(notebook.cells) if c.source.startswith("## Exercises"))
+    checks = [c for c in notebook.cells[start:] if c.cell_type == "code" and "exercises.check(" in c.source]
+    assert len(checks) >= 3, f"{path.name}: at least three checked exercises"
     last = notebook.cells[-1]
-    assert last.cell_type == "markdown" and "## What we deviated from, and why" in last.source
+    assert last.cell_type == "markdown" and last.source.startswith("## Next")
 
 
 @pytest.mark.parametrize("path", [ROOT / "README.md", ROOT / "data" / "README.md", *NOTEBOOKS], ids=lambda p: p.name)
