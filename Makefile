@@ -18,7 +18,7 @@ LIBS_PIP := pip==26.3
 LIBS_TESTS := tests/test_dpo.py tests/test_evaluation.py tests/test_generation.py -k "test_dpo or test_evaluation or not models"
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 MPLBACKEND=agg
 
-.PHONY: setup libs pins reproduce test bench strip lock clean gpu-wheels
+.PHONY: setup libs pins reproduce lab test bench strip lock clean gpu-wheels
 PROFILE ?= cpu-tiny
 
 setup: $(STAMP)
@@ -46,6 +46,10 @@ pins: $(LIBS_STAMP)
 
 reproduce: setup
 	$(OFFLINE) $(BIN)/python -m longmab_utils reproduce --profile $(PROFILE)
+
+# JupyterLab on the notebooks, with the kit's interpreter as the `python3` kernel (inline figures: no MPLBACKEND).
+lab: setup
+	$(BIN)/jupyter lab notebooks
 
 test: setup libs pins
 	$(BIN)/ruff check . && $(BIN)/ruff format --check --quiet .

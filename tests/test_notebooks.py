@@ -6,6 +6,8 @@ import ast
 import json
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -20,6 +22,7 @@ from longmab_utils.errors import UserError
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 LINK = re.compile(r"\]\(([^)\s]+)\)")
+MENTIONED = re.compile(r"(?<![\w/.:-])((?:[\w-]+/)*[\w-]+\.(?:md|cff|py|txt))\b")
 
 
 def test_the_course_is_every_numbered_notebook():
@@ -83,6 +86,24 @@ def test_relative_links_resolve(path):
         if target.startswith(("http://", "https://", "#", "mailto:")):
             continue
         assert (path.parent / target.split("#")[0]).exists(), f"{path.name}: broken link {target}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_files_a_notebook_names_exist_in_the_repository(path):
+    text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
+    for name in set(MENTIONED.findall(text)):
+        assert (ROOT / name).exists() or (path.parent / name).exists(), f"{path.name} names {name}, which is missing"
+
+
+def test_jupyterlab_opens_with_the_kit_interpreter_as_kernel():
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    version = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter"), "lab", "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert int(version.split(".")[0]) >= 4
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    assert spec.argv[0] in ("python", sys.executable) and Path(spec.resource_dir).is_relative_to(sys.prefix)
 
 
 def test_plan_restarts_from_a_numbered_notebook(tmp_path):
