@@ -82,9 +82,19 @@ def rollout_reward(response: str, golds: Golds, subem_on: str = "response") -> f
         raise ValueError(f"subem_on must be 'response' or 'answer', got {subem_on!r}")
     if subem_on == "answer":
         return pair_score(response, golds)
+    parts = reward_parts(response, golds)
+    return (parts["subem_response"] + parts["f1_answer"]) / 2
+
+
+def reward_parts(response: str, golds: Golds) -> dict[str, float | bool | str]:
+    """The halves of the reference rollout reward: SubEM over the whole response and F1 of the extracted answer."""
     answer, found = extract_answer(response)
-    f1 = f1_score(answer, golds) if found else 0.0
-    return (substring_exact_match(response, golds) + f1) / 2
+    return {
+        "answer_line": found,
+        "answer": answer if found else "",
+        "subem_response": substring_exact_match(response, golds),
+        "f1_answer": f1_score(answer, golds) if found else 0.0,
+    }
 
 
 def pair_score(response: str, golds: Golds) -> float:

@@ -151,21 +151,29 @@ def priors_vs_evidence(
     return save(fig, path)
 
 
-def rollout_trajectory(record: dict, path: str | os.PathLike) -> Any:
-    """One sample's rollout: value per chunk by round, which chunks were pulled, and the reward per round."""
+def rollout_trajectory(record: dict, priors: Sequence[float], path: str | os.PathLike) -> Any:
+    """One sample's rollout: value per chunk from its prior (round 0) on, the chunks pulled, the reward per round."""
     import numpy as np
 
     gold = {i for group in record["evidence_chunks"] for i in group}
     rounds = record["rounds"]
-    values = np.array([r["values"] for r in rounds])
+    values = np.array([list(priors)] + [r["values"] for r in rounds])
     pulled = np.zeros((record["n_chunks"], len(rounds)))
     for j, r in enumerate(rounds):
         pulled[r["selected"], j] = 1
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     for i in range(record["n_chunks"]):
-        style = {"color": "C3", "lw": 2} if i in gold else {"color": "grey", "lw": 0.8}
-        axes[0].plot(range(1, len(rounds) + 1), values[:, i], **style)
-    axes[0].set(xlabel="round", ylabel="value estimate", title="values (red: evidence chunks)")
+        evidence = i in gold
+        axes[0].plot(
+            range(len(rounds) + 1),
+            values[:, i],
+            "-o" if evidence else "--.",
+            lw=2.2 if evidence else 1,
+            color=f"C{i % 10}",
+            label=f"chunk {i}" + (" (evidence)" if evidence else ""),
+        )
+    axes[0].set(xlabel="round (0: the prior)", ylabel="value estimate", title="values per chunk")
+    axes[0].legend(fontsize=7, ncol=2)
     axes[1].imshow(pulled, aspect="auto", cmap="Blues", extent=(0.5, len(rounds) + 0.5, record["n_chunks"] - 0.5, -0.5))
     axes[1].set(xlabel="round", ylabel="chunk", title=f"pulled chunks (evidence: {sorted(gold)})")
     axes[2].bar(range(1, len(rounds) + 1), [r["reward"] for r in rounds])
@@ -174,11 +182,17 @@ def rollout_trajectory(record: dict, path: str | os.PathLike) -> Any:
     return save(fig, path)
 
 
-def reward_by_round(mean_by_round: Sequence[float], path: str | os.PathLike) -> Any:
-    """Mean rollout reward over samples, per round."""
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.plot(range(1, len(mean_by_round) + 1), mean_by_round, "-o")
+def reward_by_round(mean_by_round: Sequence[float], path: str | os.PathLike, sweep: Sequence[int] = ()) -> Any:
+    """Mean rollout reward over samples, per round; round 1 (priors alone) and the `sweep` rounds shaded."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.axvspan(0.5, 1.5, color="C2", alpha=0.15, label="round 1: priors alone (bonus 0 at t = 1)")
+    if sweep:
+        band = (min(sweep) - 0.5, max(sweep) + 0.5)
+        ax.axvspan(*band, color="C1", alpha=0.2, label="forced sweep: unpulled chunks first (bonus > 1,000)")
+    ax.plot(range(1, len(mean_by_round) + 1), mean_by_round, "-o", color="C0", label="mean reward")
     ax.set(xlabel="round", ylabel="mean reward", ylim=(0, 1), title="mean reward by round")
+    ax.set_xticks(range(1, len(mean_by_round) + 1))
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return save(fig, path)
 

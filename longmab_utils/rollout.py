@@ -221,6 +221,23 @@ def merge_shards(run_dir: str | os.PathLike, priors_records: Sequence[dict], cou
     return summary
 
 
+def evidence_shown(selected: Sequence[int], evidence_chunks: Sequence[Sequence[int]]) -> int:
+    """How many evidence sentences a round's chunks hold (a sentence counts when any chunk holding it is selected)."""
+    return sum(1 for holders in evidence_chunks if set(holders) & set(selected))
+
+
+def sweep_rounds(rollouts: Sequence[dict]) -> list[int]:
+    """The rounds after the first in which some sample pulled a chunk for the first time: UCB's forced sweep."""
+    sweep = set()
+    for record in rollouts:
+        pulled: set[int] = set()
+        for r in record["rounds"]:
+            if r["round"] > 1 and not set(r["selected"]) <= pulled:
+                sweep.add(r["round"])
+            pulled |= set(r["selected"])
+    return sorted(sweep)
+
+
 def summarize(rollouts: Sequence[dict], top_k: int) -> dict:
     """Mean reward per round, pull counts and how many samples can yield a preference pair."""
     rewards = np.array([[r["reward"] for r in s["rounds"]] for s in rollouts])

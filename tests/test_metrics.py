@@ -9,6 +9,7 @@ from longmab_utils.metrics import (
     f1_score,
     normalize_answer,
     pair_score,
+    reward_parts,
     rollout_reward,
     substring_exact_match,
 )
@@ -69,6 +70,19 @@ def test_rollout_reward_scores_subem_on_the_whole_response():
 def test_reward_without_marker_keeps_subem_only():
     assert rollout_reward("Oskar Thelm founded it", "Oskar Thelm") == pytest.approx(0.5)
     assert pair_score("Oskar Thelm founded it", "Oskar Thelm") == 0.0
+
+
+def test_reward_parts_are_the_two_halves_of_the_rollout_reward():
+    quoted = 'Reasoning: the document says "Oskar Thelm founded Quelbridge". So the answer is Oskar.'
+    parts = reward_parts(quoted, "Oskar Thelm")
+    assert parts == {"answer_line": False, "answer": "", "subem_response": 1.0, "f1_answer": 0.0}
+    partial = "Reasoning: ...\nAnswer: Oskar"
+    parts = reward_parts(partial, "Oskar Thelm")
+    assert parts["answer_line"] and parts["answer"] == "oskar" and parts["f1_answer"] == pytest.approx(2 / 3)
+    for response in (quoted, partial):
+        halves = reward_parts(response, "Oskar Thelm")
+        expected = (halves["subem_response"] + halves["f1_answer"]) / 2
+        assert rollout_reward(response, "Oskar Thelm") == pytest.approx(expected)
 
 
 def test_full_marks_and_partial_f1():

@@ -10,7 +10,7 @@ from longmab_utils.config import get_profile
 from longmab_utils.data import DataError, read_records
 from longmab_utils.errors import UserError
 from longmab_utils.metrics import rollout_reward
-from longmab_utils.rollout import merge_shards, run_rollout, shard
+from longmab_utils.rollout import evidence_shown, merge_shards, run_rollout, shard, sweep_rounds
 
 
 class FakeGenerator:
@@ -182,3 +182,19 @@ def test_rollout_warns_when_the_median_sample_has_no_more_chunks_than_top_k(tmp_
     with warnings.catch_warnings():
         warnings.simplefilter("error", FewArmsWarning)
         run_rollout(records, fake(records), get_profile("smoke", {"rounds": 1, "top_k": 4}), tmp_path / "enough")
+
+
+def test_evidence_shown_counts_sentences_whose_chunk_was_selected():
+    assert evidence_shown([2, 5], [[2], [3]]) == 1
+    assert evidence_shown([3, 4], [[3, 4], [4]]) == 2
+    assert evidence_shown([0, 1], [[], [3]]) == 0
+
+
+def test_sweep_rounds_are_those_where_ucb_first_pulls_an_unpulled_chunk(tmp_path, profile):
+    records = priors_records()
+    run(tmp_path, profile, records)
+    rollouts = read_records(tmp_path / "rollout.jsonl")
+    longest = max(len(r["chunks"]) for r in records)
+    assert sweep_rounds(rollouts) == list(range(2, -(-longest // profile.top_k) + 1))
+    two = [{"rounds": [{"round": 1, "selected": [0, 1]}, {"round": 2, "selected": [0, 1]}]}]
+    assert sweep_rounds(two) == []
