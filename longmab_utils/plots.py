@@ -173,7 +173,7 @@ def rollout_trajectory(record: dict, priors: Sequence[float], path: str | os.Pat
             label=f"chunk {i}" + (" (evidence)" if evidence else ""),
         )
     axes[0].set(xlabel="round (0: the prior)", ylabel="value estimate", title="values per chunk")
-    axes[0].legend(fontsize=7, ncol=2)
+    axes[0].legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     axes[1].imshow(pulled, aspect="auto", cmap="Blues", extent=(0.5, len(rounds) + 0.5, record["n_chunks"] - 0.5, -0.5))
     axes[1].set(xlabel="round", ylabel="chunk", title=f"pulled chunks (evidence: {sorted(gold)})")
     axes[2].bar(range(1, len(rounds) + 1), [r["reward"] for r in rounds])
