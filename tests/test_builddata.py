@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from longmab_utils import __main__ as cli
-from longmab_utils import generation, pipeline
+from longmab_utils import generation, pipeline, reproduce
 from longmab_utils.builddata import (
     DROPPED_MISSING,
     BuildSettings,
@@ -248,6 +248,9 @@ def test_gpu_profiles_default_to_built_data_and_name_the_command_when_it_is_miss
     assert f"--min-tokens 8192 --max-tokens 12288 --seed 42 --out {missing}" in error
     with pytest.raises(UserError, match="build-data --profile paper"):
         pipeline.load_samples(get_profile("paper", {"data": str(missing)}))
+    with pytest.raises(UserError, match="build-data --profile paper"):  # before any notebook starts
+        reproduce.reproduce("paper", {"data": str(missing)}, tmp_path / "course")
+    assert not (tmp_path / "course" / "manifest.json").exists()
 
 
 def test_a_built_file_feeds_the_profile_that_names_it(tmp_path, musique):
