@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from statistics import mean
 
+from .builddata import check_training_data
 from .config import PROJECT_ROOT, as_dict, get_profile
 from .data import read_json, write_json
 from .errors import UserError
@@ -206,6 +207,8 @@ def reproduce(
         raise UserError("--from needs the --run-dir of the run to continue")
     run_dir = Path(run_dir or new_run_dir(profile_name, profile.seed)).resolve()
     steps = plan(run_dir, start, notebooks)
+    if start is None:
+        check_training_data(profile.data, profile_name)  # before any notebook starts
     check_kernel()
     for key, value in KERNEL_ENV.items():
         os.environ.setdefault(key, value)
