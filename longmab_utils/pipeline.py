@@ -46,9 +46,9 @@ def probe(profile: Profile, run_dir: str | os.PathLike, data: str | None = None,
     from .models import check_remote_code, load_embedder
     from .probe import generate_probes, run_probe
 
+    source = training_data(profile, data)  # a missing file stops before the run folder is made
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    source = training_data(profile, data)
     staged = run / f".{SAMPLES_FILE}.new"
     import_samples(source, staged)  # validates the whole file; nothing is written if a line is bad
     try:

@@ -246,6 +246,7 @@ def test_gpu_profiles_default_to_built_data_and_name_the_command_when_it_is_miss
     assert f"training data {missing} does not exist" in error and error.count("\n") == 1
     assert "python -m longmab_utils build-data --profile gpu-16gb --musique dgslibisey/MuSiQue" in error
     assert f"--min-tokens 8192 --max-tokens 12288 --seed 42 --out {missing}" in error
+    assert not (tmp_path / "run").exists()  # nothing is made for a run that cannot start
     with pytest.raises(UserError, match="build-data --profile paper"):
         pipeline.load_samples(get_profile("paper", {"data": str(missing)}))
     with pytest.raises(UserError, match="build-data --profile paper"):  # before any notebook starts
