@@ -36,6 +36,9 @@ SHIPPED_ADAPTER = ("adapter_config.json", "adapter_model.safetensors", "train_su
 SHIPPED_ADAPTER += ("dpo_settings.json",)
 """What is shipped: the steps' artifacts, without exports that hold absolute paths, checkpoints or figures."""
 
+COMMAND = "make reproduce; python -m longmab_utils.fastforward runs/<that run>"
+"""How the shipped run was made."""
+
 WRITER = {"probe": "03_rollout", "rollout": "03_rollout", "pairs": "04_preference_pairs", "train": "05_qlora_dpo"}
 """The notebook that runs each step."""
 
@@ -125,6 +128,9 @@ def ship(run_dir: str | os.PathLike, target: str | os.PathLike = SHIPPED) -> Pat
     kept = {step: records[step] for step in MAIN_ARTIFACT}
     kept["probe"]["data"] = os.path.relpath(kept["probe"]["data"], PROJECT_ROOT)
     write_json(target / SETTINGS_FILE, {**kept, "stale": {}})
+    manifest = read_json(run / "manifest.json") if (run / "manifest.json").exists() else {}
+    provenance = {key: manifest.get(key) for key in ("profile", "git_commit", "versions")}
+    write_json(target / "provenance.json", {"run": run.name, **provenance, "command": COMMAND})
     return target
 
 

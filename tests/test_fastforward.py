@@ -78,8 +78,9 @@ def test_ship_keeps_the_artifacts_and_records_of_a_finished_run_and_nothing_else
     run = tmp_path / "run"
     (run / "adapter" / "checkpoint-1").mkdir(parents=True)
     (run / "llamafactory").mkdir()
-    for name in (*fastforward.SHIPPED_FILES, "manifest.json"):
+    for name in fastforward.SHIPPED_FILES:
         (run / name).write_text(f"{name}\n")
+    write_json(run / "manifest.json", {"profile": "cpu-tiny", "git_commit": "abc", "versions": {}})
     for name in fastforward.SHIPPED_ADAPTER:
         (run / "adapter" / name).write_text(f"{name}\n")
     model = get_profile("cpu-tiny").policy_model
@@ -87,9 +88,12 @@ def test_ship_keeps_the_artifacts_and_records_of_a_finished_run_and_nothing_else
     records["probe"]["data"] = str(fastforward.PROJECT_ROOT / "data" / "sample" / "tiny" / "train.jsonl")
     write_json(run / SETTINGS_FILE, {**records, "evaluate": {}, "stale": {}})
     target = fastforward.ship(run, tmp_path / "shipped")
-    assert sorted(p.name for p in target.iterdir()) == sorted([*fastforward.SHIPPED_FILES, "adapter", SETTINGS_FILE])
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        [*fastforward.SHIPPED_FILES, "adapter", SETTINGS_FILE, "provenance.json"]
+    )
     assert sorted(p.name for p in (target / "adapter").iterdir()) == sorted(fastforward.SHIPPED_ADAPTER)
     shipped_records = read_json(target / SETTINGS_FILE)
+    assert read_json(target / "provenance.json")["git_commit"] == "abc"
     assert "evaluate" not in shipped_records and shipped_records["probe"]["data"] == "data/sample/tiny/train.jsonl"
     assert fastforward.ensure(tmp_path / "new", "train", True, "cpu-tiny", target) == list(fastforward.MAIN_ARTIFACT)
     write_json(run / SETTINGS_FILE, {**records, "stale": {"train": "made before pairs was redone"}})
