@@ -245,9 +245,9 @@ def truncation_map(rows: Sequence[dict], path: str | os.PathLike) -> Any:
     """One bar per pair prompt over its context's tokens: the kept head and tail, the cut middle, the evidence.
 
     Each row: `tokens` (context length), `head` and `tail` (tokens kept at each end), `evidence` (a list of
-    (first token, last token, kept whole) for each evidence sentence).
+    (first token, last token, kept whole) for each evidence sentence), and optionally a `label`.
     """
-    fig, ax = plt.subplots(figsize=(10, 0.32 * len(rows) + 1.4))
+    fig, ax = plt.subplots(figsize=(10, 0.32 * len(rows) + 1.8))
     for i, row in enumerate(rows):
         ax.barh(i, row["head"], color="C0", alpha=0.5)
         ax.barh(i, row["tokens"] - row["head"] - row["tail"], left=row["head"], color="lightgrey")
@@ -260,10 +260,11 @@ def truncation_map(rows: Sequence[dict], path: str | os.PathLike) -> Any:
         plt.Line2D([], [], color="C2", lw=5, label="evidence sentence kept whole"),
         plt.Line2D([], [], color="C3", lw=5, label="evidence sentence lost or cut"),
     ]
-    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.5 / len(rows) - 0.12), ncol=2)
+    fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=2)
+    ax.set_yticks(range(len(rows)), [row.get("label", str(i)) for i, row in enumerate(rows)], fontsize=7)
     ax.invert_yaxis()
-    ax.set(xlabel="context token", ylabel="pair", title="what middle truncation keeps of each pair's context")
-    fig.tight_layout()
+    ax.set(xlabel="context token", title="what middle truncation keeps of each pair's context")
+    fig.tight_layout(rect=(0, 0.6 / (0.32 * len(rows) + 1.8), 1, 1))
     return save(fig, path)
 
 
