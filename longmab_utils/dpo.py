@@ -195,6 +195,14 @@ def plain_progress(handler: Any) -> None:
     handler.add_callback(StepBar())
 
 
+def completion_logps(model: Any, ids: Sequence[int], prompt_length: int) -> torch.Tensor:
+    """Log-probability of each token after the first `prompt_length` under `model`, as DPO sums them (notebook 05)."""
+    with torch.no_grad():
+        logits = model(torch.tensor([list(ids)], device=model.device)).logits[0, :-1].float()
+    targets = torch.tensor(list(ids[1:]), device=logits.device)
+    return torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[prompt_length - 1 :, 0].cpu()
+
+
 def load_for_training(
     policy_model: str, policy_adapter: str | None, precision: Precision, settings: DPOSettings, cuda: bool
 ) -> tuple[Any, Any]:

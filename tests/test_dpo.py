@@ -231,3 +231,22 @@ def test_plain_progress_replaces_the_metric_table_with_a_silent_step_bar():
         callback.training_bar = Bar()
         callback.on_log(None, TrainerState(), None, logs={"loss": 0.69})
     assert len(Bar.written) == 1  # the stock bar writes the log line; ours does not
+
+
+def test_completion_logps_are_the_per_token_log_likelihood_of_the_completion():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from longmab_utils.dpo import completion_logps
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
+    )
+    model = LlamaForCausalLM(config).eval()
+    ids, prompt_length = [3, 17, 5, 9, 22, 31, 8], 4
+    logps = completion_logps(model, ids, prompt_length)
+    assert logps.shape == (len(ids) - prompt_length,) and bool((logps < 0).all())
+    labels = torch.tensor([[-100] * prompt_length + ids[prompt_length:]])
+    with torch.no_grad():
+        mean_nll = model(torch.tensor([ids]), labels=labels).loss  # transformers' own shifted cross-entropy
+    assert torch.isclose(-logps.mean(), mean_nll, atol=1e-5)
