@@ -1,5 +1,7 @@
 """Command line: `python -m longmab_utils STEP --profile NAME --run-dir DIR [--set key=value ...]`.
 
+`build-data` turns MuSiQue (and a Wikipedia dump) into training samples (`builddata.py`).
+
 Every step is a function of `pipeline` that the notebooks call too; see `--help` of each step.
 `settings --profile NAME` prints every key with its value and docstring. Settings are validated
 before any heavy module (torch, transformers) is imported.
@@ -12,7 +14,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .config import PROFILES, describe, get_profile, parse_overrides
+from .builddata import RECIPES, BuildSettings, build_data, default_output, policy_counter
+from .config import PROFILES, Profile, describe, get_profile, parse_overrides
 from .errors import UserError
 from .reproduce import ABLATIONS, COURSE, NotebookFailed, reproduce
 
@@ -48,6 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--cell-timeout", type=int, help="seconds one notebook cell may run (default: the profile's cell_timeout)"
     )
     course.add_argument("--ablations", action="store_true", help="also run 07_ablations (the policy study)")
+    build = steps.add_parser(
+        "build-data", parents=[chosen], help="long-context training samples from MuSiQue (+ Wikipedia) -> JSONL + card"
+    )
+    build.add_argument("--musique", required=True, help="MuSiQue train JSONL/parquet, or a datasets id")
+    build.add_argument("--musique-split", default="train", help="split of a datasets id (default: train)")
+    build.add_argument("--wikipedia", help="Wikipedia JSONL/parquet with title and text, or a datasets id[:config]")
+    build.add_argument(
+        "--recipe", choices=RECIPES, help="sealong (Wikipedia articles) or paragraphs (default: sealong if --wikipedia)"
+    )
+    build.add_argument("--samples", type=int, default=2048, help="samples to write (default: 2048)")
+    build.add_argument("--min-tokens", type=int, default=8192, help="lower end of the target length (default: 8192)")
+    build.add_argument("--max-tokens", type=int, default=16384, help="upper end of the target length (default: 16384)")
+    build.add_argument("--seed", type=int, default=42, help="seed of the order and every draw (default: 42)")
+    build.add_argument("--tokenizer", help="count tokens with this tokenizer (default: the profile's policy model's)")
+    build.add_argument("--out", help="output JSONL (default: data/built/train_SEED_MIN_MAX.jsonl)")
     merge = steps.add_parser("merge", parents=[common], help="merge rollout shards into rollout.jsonl")
     merge.add_argument("--shards", type=int, required=True, help="the N of the --shard I/N runs")
     return parser
@@ -63,6 +81,8 @@ def run(args: argparse.Namespace) -> dict | None:
     if args.step == "reproduce":
         notebooks = COURSE + ABLATIONS if args.ablations else COURSE
         return reproduce(args.profile, overrides, args.run_dir, args.start, notebooks, args.cell_timeout)["metrics"]
+    if args.step == "build-data":
+        return build(profile, args)
     from . import pipeline
 
     if args.step == "probe":
@@ -76,6 +96,16 @@ def run(args: argparse.Namespace) -> dict | None:
     if args.step == "evaluate":
         return pipeline.evaluate(profile, args.run_dir, args.adapter, args.data, args.force)
     return pipeline.merge(profile, args.run_dir, args.shards, args.force)
+
+
+def build(profile: Profile, args: argparse.Namespace) -> dict:
+    """The `build-data` step: settings from the flags, tokens counted with the profile's (or the named) tokenizer."""
+    recipe = args.recipe or ("sealong" if args.wikipedia else "paragraphs")
+    settings = BuildSettings(recipe, args.samples, args.min_tokens, args.max_tokens, args.seed)
+    name = args.tokenizer or profile.policy_model
+    out = args.out or default_output(settings)
+    counter = policy_counter(profile, name)
+    return build_data(args.musique, args.wikipedia, settings, counter, name, out, args.musique_split)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -116,8 +116,8 @@ class Profile:
     """Generation backend: `auto` (vLLM when importable and CUDA is present, else HF), `hf` or `vllm`."""
     dtype: Dtype = "auto"
     """Model dtype: `auto` (bf16 on CUDA compute capability >= 8, fp16 on older GPUs, fp32 on CPU) or a dtype name."""
-    data: str = "data/sample/long/train.jsonl"
-    """Training samples (JSONL: id, question or input, answer, context)."""
+    data: str = "data/built/train_42_8k_16k.jsonl"
+    """Training samples (JSONL: id, question or input, answer, context); the GPU profiles' is made by `build-data`."""
     max_samples: Limit = None
     """Use only the first N samples (None: all)."""
     chunk_size: Count = 1500
@@ -225,6 +225,7 @@ PROFILES: dict[str, Profile] = {
     "paper": Profile(cell_timeout=None, dpo=DPOSettings(eval_steps=250)),
     "gpu-16gb": Profile(
         name="gpu-16gb",
+        data="data/built/train_42_8k_12k.jsonl",  # probe prompts measured up to 12k tokens on 15 GiB (README)
         policy_model="Qwen/Qwen2.5-3B-Instruct",
         embedding_model=BUNDLED_EMBEDDER,
         backend="hf",

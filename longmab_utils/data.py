@@ -34,24 +34,31 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
         raise DataError(path, None, None, "file not found")
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise DataError(path, number, None, f"not valid UTF-8 (byte {error.start})") from None
-            if number == 1:
-                text = text.removeprefix("\ufeff")
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise DataError(path, number, None, f"invalid JSON ({error.msg}, column {error.colno})") from None
-            if not isinstance(record, dict):
-                raise DataError(path, number, None, f"expected a JSON object, got {type(record).__name__}")
-            yield number, record
+            record = parse_jsonl_line(path, number, raw)
+            if record is not None:
+                yield number, record
 
 
-def _text_field(path: Path, line: int, record: dict, field: str, *, allow_empty: bool = False) -> str:
+def parse_jsonl_line(path: str | os.PathLike, number: int, raw: bytes) -> dict[str, Any] | None:
+    """One raw line of a JSONL file as an object (None for a blank line), or a DataError naming file and line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(path, number, None, f"not valid UTF-8 (byte {error.start})") from None
+    if number == 1:
+        text = text.removeprefix("\ufeff")
+    if not text.strip():
+        return None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(path, number, None, f"invalid JSON ({error.msg}, column {error.colno})") from None
+    if not isinstance(record, dict):
+        raise DataError(path, number, None, f"expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def text_field(path: str | os.PathLike, line: int, record: dict, field: str, *, allow_empty: bool = False) -> str:
     """Return record[field] as a string, or raise a DataError naming the field."""
     if field not in record:
         raise DataError(path, line, field, "missing")
@@ -85,12 +92,12 @@ def read_samples(path: str | os.PathLike) -> list[dict[str, Any]]:
         sample = dict(record)
         sample["id"] = _id_field(path, line, record, seen)
         if "question" not in record and "input" in record:
-            sample["question"] = _text_field(path, line, record, "input")
+            sample["question"] = text_field(path, line, record, "input")
             del sample["input"]
         else:
-            sample["question"] = _text_field(path, line, record, "question")
-        sample["answer"] = _text_field(path, line, record, "answer")
-        sample["context"] = _text_field(path, line, record, "context")
+            sample["question"] = text_field(path, line, record, "question")
+        sample["answer"] = text_field(path, line, record, "answer")
+        sample["context"] = text_field(path, line, record, "context")
         samples.append(sample)
     if not samples:
         raise DataError(path, None, None, "no samples")
@@ -153,8 +160,8 @@ def read_longbench(path: str | os.PathLike) -> list[dict[str, Any]]:
             item["id"] = _id_field(path, line, record, seen)
         else:
             item["id"] = _id_field(path, line, {"id": str(len(items))}, seen)
-        item["input"] = _text_field(path, line, record, "input")
-        item["context"] = _text_field(path, line, record, "context")
+        item["input"] = text_field(path, line, record, "input")
+        item["context"] = text_field(path, line, record, "context")
         item["answers"] = _answers_field(path, line, record)
         _check_options(path, line, record)
         items.append(item)

@@ -13,6 +13,7 @@ import os
 import time
 from pathlib import Path
 
+from .builddata import check_training_data
 from .chunking import HFTokenCounter
 from .config import Profile, project_path
 from .data import import_samples, read_json, read_records, read_samples, write_json
@@ -20,9 +21,15 @@ from .errors import UserError
 from .runfolder import SAMPLES_FILE, adapter_sha256, begin, sha256
 
 
+def training_data(profile: Profile, data: str | os.PathLike | None = None) -> Path:
+    """The training file to read (the profile's by default); a missing built file names the command that makes it."""
+    check_training_data(data or profile.data, profile.name)
+    return project_path(data or profile.data)
+
+
 def load_samples(profile: Profile, data: str | os.PathLike | None = None) -> list[dict]:
     """The training samples of a file (the profile's by default), validated and cut to `max_samples`."""
-    return read_samples(project_path(data or profile.data))[: profile.max_samples]
+    return read_samples(training_data(profile, data))[: profile.max_samples]
 
 
 def artifact(run_dir: str | os.PathLike, name: str, step: str) -> Path:
@@ -39,9 +46,9 @@ def probe(profile: Profile, run_dir: str | os.PathLike, data: str | None = None,
     from .models import check_remote_code, load_embedder
     from .probe import generate_probes, run_probe
 
+    source = training_data(profile, data)  # a missing file stops before the run folder is made
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    source = project_path(data or profile.data)
     staged = run / f".{SAMPLES_FILE}.new"
     import_samples(source, staged)  # validates the whole file; nothing is written if a line is bad
     try:

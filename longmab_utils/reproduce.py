@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from statistics import mean
 
+from .builddata import check_training_data
 from .config import PROJECT_ROOT, as_dict, get_profile
 from .data import read_json, write_json
 from .errors import UserError
@@ -154,7 +155,9 @@ def execute(step: Step, parameters: dict, cell_timeout: int | None) -> float:
     return time.perf_counter() - start
 
 
-def write_manifest(run_dir: Path, profile_name: str, overrides: dict, timings: dict, status: str) -> dict:
+def write_manifest(
+    run_dir: Path, profile_name: str, overrides: dict, timings: dict, status: str, commit: str | None
+) -> dict:
     """Write `manifest.json`: profile, effective parameters, versions, commit, timings, key metrics."""
     manifest = {
         "profile": profile_name,
@@ -163,7 +166,7 @@ def write_manifest(run_dir: Path, profile_name: str, overrides: dict, timings: d
         "status": status,
         "versions": versions(),
         "python": sys.version.split()[0],
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "notebook_seconds": timings,
         "metrics": key_metrics(run_dir),
     }
@@ -204,6 +207,8 @@ def reproduce(
         raise UserError("--from needs the --run-dir of the run to continue")
     run_dir = Path(run_dir or new_run_dir(profile_name, profile.seed)).resolve()
     steps = plan(run_dir, start, notebooks)
+    if start is None:
+        check_training_data(profile.data, profile_name)  # before any notebook starts
     check_kernel()
     for key, value in KERNEL_ENV.items():
         os.environ.setdefault(key, value)
@@ -212,6 +217,7 @@ def reproduce(
     run_dir.mkdir(parents=True, exist_ok=True)
     previous = run_dir / "manifest.json"
     timings = read_json(previous)["notebook_seconds"] if start and previous.exists() else {}
+    commit = git_commit()  # the code the run started from, even if the checkout changes while it runs
     parameters = {"profile": profile_name, "run_dir": str(run_dir), "seed": profile.seed, "overrides": overrides}
     parameters["solutions"] = True  # batch runs check every exercise with its worked answer
     for step in steps:
@@ -219,10 +225,10 @@ def reproduce(
         try:
             timings[step.name] = execute(step, parameters, profile.cell_timeout)
         except NotebookFailed:
-            write_manifest(run_dir, profile_name, overrides, timings, f"failed in {step.name}")
+            write_manifest(run_dir, profile_name, overrides, timings, f"failed in {step.name}", commit)
             raise
-        write_manifest(run_dir, profile_name, overrides, timings, "running")
-    manifest = write_manifest(run_dir, profile_name, overrides, timings, "complete")
+        write_manifest(run_dir, profile_name, overrides, timings, "running", commit)
+    manifest = write_manifest(run_dir, profile_name, overrides, timings, "complete", commit)
     print(summary_table(manifest))
     print(f"run folder: {run_dir}")
     return manifest

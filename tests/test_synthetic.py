@@ -219,10 +219,10 @@ def long_records() -> list[dict]:
     return [r for name in BUNDLED if name.startswith("long/") for r in read_longbench_or_samples(SAMPLE_DIR / name)]
 
 
-def test_gpu_profiles_read_the_long_set():
+def test_gpu_profiles_evaluate_on_the_long_set_and_train_on_built_data():
     for name in GPU_PROFILES:
         profile = get_profile(name)
-        assert profile.data == "data/sample/long/train.jsonl" and profile.eval_data == "data/sample/long/eval"
+        assert profile.eval_data == "data/sample/long/eval" and profile.data.startswith("data/built/")
 
 
 @pytest.mark.parametrize("name", GPU_PROFILES)
