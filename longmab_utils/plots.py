@@ -54,7 +54,7 @@ def training_curves(log_history: Sequence[dict], path: str | os.PathLike) -> Any
                 label = f"train, mean of last {window} steps (one epoch)"
             ax.plot(steps, values, style, markersize=3, label=label)
         if key == "loss":
-            ax.axhline(0.6931, color="grey", lw=0.8, ls=":", label="log 2 (no learning)")
+            ax.axhline(0.6931, color="grey", lw=0.8, ls=":", label="log 2: the DPO term at margin 0")
         ax.set(title=title, xlabel="step")
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -73,6 +73,7 @@ def dpo_loss_curves(betas: Sequence[float], path: str | os.PathLike, span: float
     ax.set(
         xlabel="margin: log-ratio of chosen minus log-ratio of rejected (nats)",
         ylabel="DPO loss",
+        ylim=(0, 3),
         title="DPO loss against the margin",
     )
     ax.legend(fontsize=8)
