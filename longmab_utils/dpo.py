@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from .compat import checkpointing_kwargs, fp32_trainable
 from .config import DPOSettings, project_path
 from .data import read_records, write_json
 from .errors import UserError
-from .hardware import Precision, cuda_capability, device_map, is_main_process, world_size
+from .hardware import Precision, cuda_capability, device_map, is_main_process, peak_memory_gb, world_size
 from .hardware import precision as precision_for
 from .pairs import to_trl
 
@@ -159,6 +161,48 @@ def check_pairs(pairs: Sequence[dict], tokenizer: Any, max_length: int) -> dict[
     }
 
 
+@contextmanager
+def quiet_training() -> Iterator[None]:
+    """Training without `datasets` progress bars (one per preprocessing pass) or the deprecation warning PEFT
+    triggers in transformers 5 (`is_gradient_checkpointing`); the bars' setting is restored afterwards."""
+    import datasets
+
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            yield
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+
+
+def plain_progress(handler: Any) -> None:
+    """Swap a trainer's progress display (in a notebook, a live table of every logged metric; in a terminal, every
+    log line) for a bare bar over the steps; notebook 05 shows the log itself afterwards."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class StepBar(ProgressCallback):
+        """The trainer's step bar without its log lines."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            """Print nothing: the log is in `trainer.state.log_history`."""
+
+    for callback in list(handler.callbacks):
+        if isinstance(callback, PrinterCallback) or type(callback).__name__.endswith("ProgressCallback"):
+            handler.remove_callback(callback)
+    handler.add_callback(StepBar())
+
+
+def completion_logps(model: Any, ids: Sequence[int], prompt_length: int) -> torch.Tensor:
+    """Log-probability of each token after the first `prompt_length` under `model`, as DPO sums them (notebook 05)."""
+    with torch.no_grad():
+        logits = model(torch.tensor([list(ids)], device=model.device)).logits[0, :-1].float()
+    targets = torch.tensor(list(ids[1:]), device=logits.device)
+    return torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[prompt_length - 1 :, 0].cpu()
+
+
 def load_for_training(
     policy_model: str, policy_adapter: str | None, precision: Precision, settings: DPOSettings, cuda: bool
 ) -> tuple[Any, Any]:
@@ -228,18 +272,22 @@ def train_dpo(
     trainer_dir = out_dir / "_trainer"
     steps = total_steps(len(train), settings, world_size())
     kwargs = dpo_config_kwargs(settings, str(trainer_dir), precision, capability is not None, bool(val), steps)
-    trainer = DPOTrainer(
-        model=model,
-        args=DPOConfig(**kwargs),
-        train_dataset=Dataset.from_list([to_trl(p) for p in train]),
-        eval_dataset=Dataset.from_list([to_trl(p) for p in val]) if val else None,
-        processing_class=tokenizer,
-        peft_config=lora_config(settings),
-        callbacks=list(callbacks),
-    )
-    if precision.fp16:
-        fp32_trainable(trainer.model)
-    trainer.train(resume_from_checkpoint=last_checkpoint(trainer_dir))
+    with quiet_training():
+        trainer = DPOTrainer(
+            model=model,
+            args=DPOConfig(**kwargs),
+            train_dataset=Dataset.from_list([to_trl(p) for p in train]),
+            eval_dataset=Dataset.from_list([to_trl(p) for p in val]) if val else None,
+            processing_class=tokenizer,
+            peft_config=lora_config(settings),
+            callbacks=list(callbacks),
+        )
+        plain_progress(trainer.callback_handler)
+        if precision.fp16:
+            fp32_trainable(trainer.model)
+        trainer.train(resume_from_checkpoint=last_checkpoint(trainer_dir))
+    trainable, total = trainer.model.get_nb_trainable_parameters()
+    peak, measured = peak_memory_gb()
     adapter_dir = out_dir / "adapter"
     if is_main_process():  # every rank of a distributed launch trains; one writes
         trainer.model.save_pretrained(adapter_dir)
@@ -247,7 +295,16 @@ def train_dpo(
         write_json(adapter_dir / "dpo_settings.json", {**asdict(settings), "policy_model": policy_model})
         write_json(adapter_dir / "training_log.json", trainer.state.log_history)
         shutil.rmtree(trainer_dir, ignore_errors=True)
-    return {"train_pairs": len(train), "val_pairs": len(val), "checks": report, "log": trainer.state.log_history}
+    return {
+        "train_pairs": len(train),
+        "val_pairs": len(val),
+        "checks": report,
+        "log": trainer.state.log_history,
+        "trainable_params": trainable,
+        "total_params": total,
+        "peak_memory_gb": round(peak, 3),
+        "peak_memory_of": measured,
+    }
 
 
 def dpo_settings(profile: Any) -> DPOSettings:

@@ -86,3 +86,14 @@ def device_map(cuda: bool) -> dict[str, int] | str | None:
 def is_main_process() -> bool:
     """True in a plain process and on rank 0 of a distributed launch (the one that writes shared files)."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def peak_memory_gb() -> tuple[float, str]:
+    """(GB, what was measured): the peak GPU memory torch allocated on CUDA, else this process's peak resident set."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 1e9, "peak GPU memory allocated by torch"
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KiB on Linux
+    return peak / 1e9 if sys.platform == "darwin" else peak * 1024 / 1e9, "peak resident memory of this process"

@@ -62,16 +62,21 @@ def _ids(tokenizer: Tokenizer, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def context_budget(question: str, responses: Sequence[str], tokenizer: Tokenizer, max_prompt_length: int) -> int:
+    """Tokens left for the context: `max_prompt_length - 32 - len(question) - max(len(response))`."""
+    longest = max(len(_ids(tokenizer, r)) for r in responses)
+    return max_prompt_length - PROMPT_SLACK - len(_ids(tokenizer, question)) - longest
+
+
 def fit_context(
     context: str, question: str, responses: Sequence[str], tokenizer: Tokenizer, max_prompt_length: int
 ) -> tuple[str, bool]:
-    """The context middle-truncated to `max_prompt_length - 32 - len(question) - max(len(response))` tokens.
+    """The context middle-truncated to its `context_budget` in tokens.
 
     Returns (context, truncated). Raises PairSkipped('over_budget') when the question and the
     responses alone leave no room for a context.
     """
-    longest = max(len(_ids(tokenizer, r)) for r in responses)
-    budget = max_prompt_length - PROMPT_SLACK - len(_ids(tokenizer, question)) - longest
+    budget = context_budget(question, responses, tokenizer, max_prompt_length)
     if budget < 2:
         raise PairSkipped("over_budget", f"question and responses leave {budget} tokens for the context")
     context_ids = _ids(tokenizer, context)

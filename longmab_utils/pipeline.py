@@ -146,6 +146,8 @@ def train(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> 
 
     A finished adapter made with the same settings and pairs is reused; a crashed one resumes from its checkpoint.
     """
+    import matplotlib.pyplot as plt
+
     from .dpo import dpo_settings, train_dpo
     from .hardware import is_main_process
     from .plots import training_curves
@@ -169,9 +171,10 @@ def train(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> 
         "first_loss": steps[0]["loss"] if steps else None,
         "last_loss": steps[-1]["loss"] if steps else None,
         "last_reward_margin": steps[-1].get("rewards/margins") if steps else None,
+        **{k: result[k] for k in ("trainable_params", "total_params", "peak_memory_gb", "peak_memory_of")},
     }
     if is_main_process():  # under `accelerate launch` every rank trains; one writes
-        training_curves(result["log"], done.parent / "training_curves.png")
+        plt.close(training_curves(result["log"], done.parent / "training_curves.png"))  # notebook 05 draws it once
         write_json(done, summary)
     return summary
 

@@ -27,18 +27,56 @@ def save(fig: Any, path: str | os.PathLike) -> Any:
     return fig
 
 
+def running_mean(values: Sequence[float], window: int) -> list[float]:
+    """Mean of each value and up to `window - 1` values before it (a short start uses what there is)."""
+    return [sum(values[max(0, i + 1 - window) : i + 1]) / (i + 1 - max(0, i + 1 - window)) for i in range(len(values))]
+
+
 def training_curves(log_history: Sequence[dict], path: str | os.PathLike) -> Any:
-    """Loss, reward margin and reward accuracy per step, training and held-out."""
+    """Loss, reward margin and reward accuracy per step, training and held-out.
+
+    One pair per step makes the training accuracy a 0/1 series, so it is drawn as a running mean over one
+    epoch's steps, with the raw points faint behind it.
+    """
+    train = [e for e in log_history if "loss" in e]
+    window = max(1, sum(e.get("epoch", 0.0) <= 1 for e in train))  # a log without epochs is one epoch
     fig, axes = plt.subplots(1, len(TRAINING_CURVES), figsize=(4 * len(TRAINING_CURVES), 3.2))
     for ax, (key, title) in zip(axes, TRAINING_CURVES):
         for prefix, style in (("", "-o"), ("eval_", "--s")):
             points = [(e["step"], float(e[prefix + key])) for e in log_history if prefix + key in e]
-            if points:
-                ax.plot(*zip(*points), style, markersize=3, label="held-out" if prefix else "train")
+            if not points:
+                continue
+            steps, values = zip(*points)
+            label = "held-out" if prefix else "train"
+            if key == "rewards/accuracies" and not prefix:
+                ax.plot(steps, values, "o", markersize=2, color="C0", alpha=0.3, label="train, per step")
+                values, style = running_mean(values, window), "-"
+                label = f"train, mean of last {window} steps (one epoch)"
+            ax.plot(steps, values, style, markersize=3, label=label)
         if key == "loss":
-            ax.axhline(0.6931, color="grey", lw=0.8, ls=":", label="log 2 (no learning)")
+            ax.axhline(0.6931, color="grey", lw=0.8, ls=":", label="log 2: the DPO term at margin 0")
         ax.set(title=title, xlabel="step")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def dpo_loss_curves(betas: Sequence[float], path: str | os.PathLike, span: float = 40.0) -> Any:
+    """The DPO loss -log sigmoid(beta * margin) against the log-ratio margin, one curve per beta."""
+    import numpy as np
+
+    margin = np.linspace(-span, span, 401)
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for beta in betas:
+        ax.plot(margin, np.logaddexp(0.0, -beta * margin), label=f"beta = {beta}")
+    ax.axhline(np.log(2), color="grey", lw=0.8, ls=":", label="log 2 (margin 0)")
+    ax.set(
+        xlabel="margin: log-ratio of chosen minus log-ratio of rejected (nats)",
+        ylabel="DPO loss",
+        ylim=(0, 3),
+        title="DPO loss against the margin",
+    )
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return save(fig, path)
 
@@ -100,9 +138,15 @@ def chunk_map(
 
 
 def length_histogram(lengths: Sequence[int], limit: int, limit_name: str, what: str, path: str | os.PathLike) -> Any:
-    """Histogram of token lengths against a limit (the chunk budget, the DPO cutoff, ...)."""
+    """Histogram of token lengths against a limit (the chunk budget, the DPO cutoff, ...).
+
+    The bins span the lengths and the limit together, so lengths in a narrow range still draw a visible bar.
+    """
+    import numpy as np
+
+    low, high = min(*lengths, limit), max(*lengths, limit)
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.hist(lengths, bins=20, color="C0")
+    ax.hist(lengths, bins=np.linspace(low, high, 21) if high > low else [low - 0.5, low + 0.5], color="C0")
     ax.axvline(limit, color="red", ls="--", label=f"{limit_name} = {limit}")
     ax.set(xlabel=f"tokens per {what}", ylabel=f"{what}s", title=f"{what} lengths")
     ax.legend()
@@ -209,6 +253,33 @@ def pair_distributions(summary: dict, path: str | os.PathLike) -> Any:
     axes[1].set(xlabel="response tokens", ylabel="pairs", title="response lengths")
     axes[1].legend()
     fig.tight_layout()
+    return save(fig, path)
+
+
+def truncation_map(rows: Sequence[dict], path: str | os.PathLike) -> Any:
+    """One bar per pair prompt over its context's tokens: the kept head and tail, the cut middle, the evidence.
+
+    Each row: `tokens` (context length), `head` and `tail` (tokens kept at each end), `evidence` (a list of
+    (first token, last token, kept whole) for each evidence sentence), and optionally a `label`.
+    """
+    fig, ax = plt.subplots(figsize=(10, 0.32 * len(rows) + 1.8))
+    for i, row in enumerate(rows):
+        ax.barh(i, row["head"], color="C0", alpha=0.5)
+        ax.barh(i, row["tokens"] - row["head"] - row["tail"], left=row["head"], color="lightgrey")
+        ax.barh(i, row["tail"], left=row["tokens"] - row["tail"], color="C0", alpha=0.5)
+        for start, end, kept in row["evidence"]:
+            ax.plot([start, end], [i, i], color="C2" if kept else "C3", lw=5, solid_capstyle="butt")
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color="C0", alpha=0.5, label="kept (first and last halves of the budget)"),
+        plt.Rectangle((0, 0), 1, 1, color="lightgrey", label="cut by middle truncation"),
+        plt.Line2D([], [], color="C2", lw=5, label="evidence sentence kept whole"),
+        plt.Line2D([], [], color="C3", lw=5, label="evidence sentence lost or cut"),
+    ]
+    fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=2)
+    ax.set_yticks(range(len(rows)), [row.get("label", str(i)) for i, row in enumerate(rows)], fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xlabel="context token", title="what middle truncation keeps of each pair's context")
+    fig.tight_layout(rect=(0, 0.6 / (0.32 * len(rows) + 1.8), 1, 1))
     return save(fig, path)
 
 

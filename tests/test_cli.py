@@ -225,12 +225,16 @@ def test_pairs_step_reads_only_the_run_folder_from_another_directory(rolled, tmp
         assert (rolled / name).exists(), name
 
 
+MEASURED = {"trainable_params": 1, "total_params": 2, "peak_memory_gb": 0.1, "peak_memory_of": "test"}
+"""What a real `train_dpo` measures, for the fakes."""
+
+
 def test_train_without_a_logged_loss_says_why(tmp_path, monkeypatch, capsys):
     from longmab_utils import dpo
 
     def trained(*_args):
         (tmp_path / "adapter").mkdir()
-        return {"log": [{"step": 2, "train_loss": 0.69}], "train_pairs": 2, "val_pairs": 0, "checks": {}}
+        return {"log": [{"step": 2, "train_loss": 0.69}], "train_pairs": 2, "val_pairs": 0, "checks": {}, **MEASURED}
 
     (tmp_path / "pairs.jsonl").write_text("{}\n")
     monkeypatch.setattr(dpo, "train_dpo", trained)

@@ -183,3 +183,70 @@ def test_llamafactory_yaml_mirrors_the_settings():
     assert config["dataset"] == "longmab_dpo" and config["dataset_dir"] == "/data/lf"
     qwen = yaml.safe_load(llamafactory_yaml(dpo_settings(get_profile("gpu-16gb")), "Qwen/Qwen2.5-3B-Instruct", "d"))
     assert qwen["template"] == "qwen" and qwen["pref_ftx"] == 0.2
+
+
+def test_quiet_training_silences_datasets_bars_and_the_peft_deprecation_only():
+    import warnings
+
+    import datasets
+
+    from longmab_utils.dpo import quiet_training
+
+    datasets.enable_progress_bars()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with quiet_training():
+            assert not datasets.is_progress_bar_enabled()
+            warnings.warn("`is_gradient_checkpointing` is deprecated, use ...", FutureWarning, stacklevel=1)
+            warnings.warn("something else", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["something else"]
+    assert datasets.is_progress_bar_enabled()
+
+
+def test_plain_progress_replaces_the_metric_table_with_a_silent_step_bar():
+    from transformers.trainer_callback import (
+        CallbackHandler,
+        DefaultFlowCallback,
+        PrinterCallback,
+        ProgressCallback,
+        TrainerState,
+    )
+    from transformers.utils.notebook import NotebookProgressCallback
+
+    from longmab_utils.dpo import plain_progress
+
+    handler = CallbackHandler([DefaultFlowCallback, NotebookProgressCallback, PrinterCallback], None, None, None, None)
+    plain_progress(handler)
+    kept = handler.callbacks
+    assert [type(c) for c in kept][:1] == [DefaultFlowCallback] and len(kept) == 2
+    assert isinstance(kept[1], ProgressCallback)
+
+    class Bar:
+        written: list[str] = []
+
+        def write(self, text: str) -> None:
+            self.written.append(text)
+
+    for callback in (ProgressCallback(), kept[1]):
+        callback.training_bar = Bar()
+        callback.on_log(None, TrainerState(), None, logs={"loss": 0.69})
+    assert len(Bar.written) == 1  # the stock bar writes the log line; ours does not
+
+
+def test_completion_logps_are_the_per_token_log_likelihood_of_the_completion():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from longmab_utils.dpo import completion_logps
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
+    )
+    model = LlamaForCausalLM(config).eval()
+    ids, prompt_length = [3, 17, 5, 9, 22, 31, 8], 4
+    logps = completion_logps(model, ids, prompt_length)
+    assert logps.shape == (len(ids) - prompt_length,) and bool((logps < 0).all())
+    labels = torch.tensor([[-100] * prompt_length + ids[prompt_length:]])
+    with torch.no_grad():
+        mean_nll = model(torch.tensor([ids]), labels=labels).loss  # transformers' own shifted cross-entropy
+    assert torch.isclose(-logps.mean(), mean_nll, atol=1e-5)

@@ -75,3 +75,10 @@ def test_trainable_weights_become_fp32_for_fp16_mixed_precision():
     assert fp32_trainable(model) == 3  # one frozen weight stays as it is
     assert model[0].weight.dtype == torch.bfloat16 and model[1].weight.dtype == torch.float32
     assert fp32_trainable(model) == 0
+
+
+def test_peak_memory_is_positive_and_says_what_it_measured():
+    from longmab_utils.hardware import peak_memory_gb
+
+    gigabytes, measured = peak_memory_gb()
+    assert 0 < gigabytes < 10_000 and "peak" in measured

@@ -9,6 +9,7 @@ from longmab_utils.pairs import (
     PairSkipped,
     build_dpo_example,
     build_pairs,
+    context_budget,
     export_llamafactory,
     export_trl,
     fit_context,
@@ -83,6 +84,7 @@ def test_fit_context_uses_the_reference_budget():
     question = "q1 q2 q3"
     responses = ["r " * 5, "r " * 9]
     # budget = 60 - 32 - 3 - 9 = 16: keep the first 8 and the last 8 words.
+    assert context_budget(question, responses, tok, 60) == 16
     fitted, truncated = fit_context(context, question, responses, tok, max_prompt_length=60)
     assert truncated
     assert fitted.split() == [f"w{i}" for i in range(8)] + [f"w{i}" for i in range(92, 100)]

@@ -60,7 +60,8 @@ def fakes(monkeypatch):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "adapter_model.safetensors").write_text(f"weights for beta {settings.beta}")
         (folder / "adapter_config.json").write_text("{}")
-        return {"log": [{"step": 1, "loss": 0.69}], "train_pairs": 1, "val_pairs": 0, "checks": {}}
+        measured = {"trainable_params": 1, "total_params": 2, "peak_memory_gb": 0.1, "peak_memory_of": "test"}
+        return {"log": [{"step": 1, "loss": 0.69}], "train_pairs": 1, "val_pairs": 0, "checks": {}, **measured}
 
     monkeypatch.setattr(generation, "build_generator", build)
     monkeypatch.setattr(models, "load_embedder", lambda name, trust_remote_code=False: FakeEmbedder())
