@@ -47,7 +47,9 @@ def evaluation_bars(table: Any, path: str | os.PathLike, metric: str = "f1") -> 
     """Grouped bars of one metric per evaluation set (rows of the comparison table), one bar per model."""
     data = table.xs(metric, axis=1, level=1)
     ax = data.plot.bar(figsize=(1.6 * len(data) + 2, 3.2), rot=0)
-    ax.set(ylabel=f"{metric.upper()} (%)", title=f"{metric.upper()} by evaluation set")
+    for bars in ax.containers:  # a 0 shows as "0", not as a missing bar
+        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
+    ax.set(ylabel=f"{metric.upper()} (%)", ylim=(0, 110), title=f"{metric.upper()} by evaluation set")
     ax.figure.tight_layout()
     return save(ax.figure, path)
 
