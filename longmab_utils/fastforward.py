@@ -2,14 +2,16 @@
 
 Introduced in notebooks 03-07 (`fast_forward` parameter). `data/cpu-tiny-run/` holds what a `make reproduce`
 run wrote (seed 42): samples, priors, rollout, pairs and the trained adapter, with that run's step records
-from `settings.json`. Only steps the run folder lacks are copied; a run folder that made an earlier step
-itself is never mixed with shipped later ones.
+from `settings.json`; `python -m longmab_utils.fastforward RUN_DIR` makes it again from a finished run.
+Only steps the run folder lacks are copied; a run folder that made an earlier step itself is never mixed
+with shipped later ones.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from .config import PROJECT_ROOT, Profile, get_profile
@@ -27,6 +29,15 @@ MAIN_ARTIFACT = {
     "train": "adapter",
 }
 """The artifact that shows a step has run, by step, in pipeline order."""
+
+SHIPPED_FILES = ("samples.jsonl", "priors.jsonl", "probe_summary.json", "rollout.jsonl", "rollout_summary.json")
+SHIPPED_FILES += ("pairs.jsonl", "pairs_trl.jsonl", "pairs_summary.json")
+SHIPPED_ADAPTER = ("adapter_config.json", "adapter_model.safetensors", "train_summary.json", "training_log.json")
+SHIPPED_ADAPTER += ("dpo_settings.json",)
+"""What is shipped: the steps' artifacts, without exports that hold absolute paths, checkpoints or figures."""
+
+COMMAND = "make reproduce; python -m longmab_utils.fastforward runs/<that run>"
+"""How the shipped run was made."""
 
 WRITER = {"probe": "03_rollout", "rollout": "03_rollout", "pairs": "04_preference_pairs", "train": "05_qlora_dpo"}
 """The notebook that runs each step."""
@@ -92,3 +103,36 @@ def ensure(
     write_json(run / SETTINGS_FILE, {**document, "stale": document.get("stale", {})})
     print(f"fast_forward: copied {', '.join(missing)} from the shipped cpu-tiny run ({shipped}) into {run}")
     return missing
+
+
+def ship(run_dir: str | os.PathLike, target: str | os.PathLike = SHIPPED) -> Path:
+    """Copy a finished cpu-tiny run's artifacts and step records into `target` (the shipped run)."""
+    run, target = Path(run_dir), Path(target)
+    records = read_settings(run)
+    missing = [s for s in MAIN_ARTIFACT if s not in records or not (run / MAIN_ARTIFACT[s]).exists()]
+    if (
+        missing
+        or records.get("stale")
+        or records["probe"]["settings"]["policy_model"] != get_profile("cpu-tiny").policy_model
+    ):
+        raise UserError(
+            f"{run} is not a finished, fresh cpu-tiny run (missing or stale: {missing or records['stale']})"
+        )
+    if target.exists():
+        shutil.rmtree(target)
+    (target / "adapter").mkdir(parents=True)
+    for name in SHIPPED_FILES:
+        shutil.copy2(run / name, target / name)
+    for name in SHIPPED_ADAPTER:
+        shutil.copy2(run / "adapter" / name, target / "adapter" / name)
+    kept = {step: records[step] for step in MAIN_ARTIFACT}
+    kept["probe"]["data"] = os.path.relpath(kept["probe"]["data"], PROJECT_ROOT)
+    write_json(target / SETTINGS_FILE, {**kept, "stale": {}})
+    manifest = read_json(run / "manifest.json") if (run / "manifest.json").exists() else {}
+    provenance = {key: manifest.get(key) for key in ("profile", "git_commit", "versions")}
+    write_json(target / "provenance.json", {"run": run.name, **provenance, "command": COMMAND})
+    return target
+
+
+if __name__ == "__main__":
+    print(f"shipped into {ship(sys.argv[1])}")

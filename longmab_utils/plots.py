@@ -136,7 +136,7 @@ def regret_curves(curves: dict[str, Any], path: str | os.PathLike, title: str) -
         ax.plot(rounds, mean, label=name)
         ax.fill_between(rounds, mean - se, mean + se, alpha=0.2)
     ax.set(xlabel="round", ylabel="cumulative regret", title=title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title="shading: mean ± 1 standard error", title_fontsize=8)
     fig.tight_layout()
     return save(fig, path)
 

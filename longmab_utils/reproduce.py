@@ -154,7 +154,9 @@ def execute(step: Step, parameters: dict, cell_timeout: int | None) -> float:
     return time.perf_counter() - start
 
 
-def write_manifest(run_dir: Path, profile_name: str, overrides: dict, timings: dict, status: str) -> dict:
+def write_manifest(
+    run_dir: Path, profile_name: str, overrides: dict, timings: dict, status: str, commit: str | None
+) -> dict:
     """Write `manifest.json`: profile, effective parameters, versions, commit, timings, key metrics."""
     manifest = {
         "profile": profile_name,
@@ -163,7 +165,7 @@ def write_manifest(run_dir: Path, profile_name: str, overrides: dict, timings: d
         "status": status,
         "versions": versions(),
         "python": sys.version.split()[0],
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "notebook_seconds": timings,
         "metrics": key_metrics(run_dir),
     }
@@ -212,6 +214,7 @@ def reproduce(
     run_dir.mkdir(parents=True, exist_ok=True)
     previous = run_dir / "manifest.json"
     timings = read_json(previous)["notebook_seconds"] if start and previous.exists() else {}
+    commit = git_commit()  # the code the run started from, even if the checkout changes while it runs
     parameters = {"profile": profile_name, "run_dir": str(run_dir), "seed": profile.seed, "overrides": overrides}
     parameters["solutions"] = True  # batch runs check every exercise with its worked answer
     for step in steps:
@@ -219,10 +222,10 @@ def reproduce(
         try:
             timings[step.name] = execute(step, parameters, profile.cell_timeout)
         except NotebookFailed:
-            write_manifest(run_dir, profile_name, overrides, timings, f"failed in {step.name}")
+            write_manifest(run_dir, profile_name, overrides, timings, f"failed in {step.name}", commit)
             raise
-        write_manifest(run_dir, profile_name, overrides, timings, "running")
-    manifest = write_manifest(run_dir, profile_name, overrides, timings, "complete")
+        write_manifest(run_dir, profile_name, overrides, timings, "running", commit)
+    manifest = write_manifest(run_dir, profile_name, overrides, timings, "complete", commit)
     print(summary_table(manifest))
     print(f"run folder: {run_dir}")
     return manifest

@@ -37,8 +37,11 @@ def test_an_empty_run_folder_gets_every_step_up_to_the_one_asked_for(tmp_path, s
     assert fastforward.ensure(run, "train", False, "smoke", shipped) == []
 
 
-def test_without_fast_forward_a_missing_step_names_its_notebook(tmp_path, shipped):
-    with pytest.raises(UserError, match=r"pairs\.jsonl is missing: run notebook 04_preference_pairs.*fast_forward"):
+def test_without_fast_forward_the_first_missing_step_names_its_notebook(tmp_path, shipped):
+    with pytest.raises(UserError, match=r"priors\.jsonl is missing: run notebook 03_rollout first.*fast_forward"):
+        fastforward.ensure(tmp_path, "pairs", False, "cpu-tiny", shipped)
+    fastforward.ensure(tmp_path, "rollout", True, "cpu-tiny", shipped)
+    with pytest.raises(UserError, match=r"pairs\.jsonl is missing: run notebook 04_preference_pairs"):
         fastforward.ensure(tmp_path, "pairs", False, "cpu-tiny", shipped)
 
 
@@ -69,3 +72,30 @@ def test_the_shipped_run_is_whole_and_its_records_match_its_files():
     assert records["pairs"]["inputs"]["rollout.jsonl"] == sha256(shipped / "rollout.jsonl")
     assert records["train"]["inputs"] == {"pairs.jsonl": sha256(shipped / "pairs.jsonl")}
     assert records["probe"]["settings"]["policy_model"] == get_profile("cpu-tiny").policy_model
+
+
+def test_ship_keeps_the_artifacts_and_records_of_a_finished_run_and_nothing_else(tmp_path):
+    run = tmp_path / "run"
+    (run / "adapter" / "checkpoint-1").mkdir(parents=True)
+    (run / "llamafactory").mkdir()
+    for name in fastforward.SHIPPED_FILES:
+        (run / name).write_text(f"{name}\n")
+    write_json(run / "manifest.json", {"profile": "cpu-tiny", "git_commit": "abc", "versions": {}})
+    for name in fastforward.SHIPPED_ADAPTER:
+        (run / "adapter" / name).write_text(f"{name}\n")
+    model = get_profile("cpu-tiny").policy_model
+    records = {step: {"settings": {"policy_model": model}, "inputs": {}} for step in [*fastforward.MAIN_ARTIFACT]}
+    records["probe"]["data"] = str(fastforward.PROJECT_ROOT / "data" / "sample" / "tiny" / "train.jsonl")
+    write_json(run / SETTINGS_FILE, {**records, "evaluate": {}, "stale": {}})
+    target = fastforward.ship(run, tmp_path / "shipped")
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        [*fastforward.SHIPPED_FILES, "adapter", SETTINGS_FILE, "provenance.json"]
+    )
+    assert sorted(p.name for p in (target / "adapter").iterdir()) == sorted(fastforward.SHIPPED_ADAPTER)
+    shipped_records = read_json(target / SETTINGS_FILE)
+    assert read_json(target / "provenance.json")["git_commit"] == "abc"
+    assert "evaluate" not in shipped_records and shipped_records["probe"]["data"] == "data/sample/tiny/train.jsonl"
+    assert fastforward.ensure(tmp_path / "new", "train", True, "cpu-tiny", target) == list(fastforward.MAIN_ARTIFACT)
+    write_json(run / SETTINGS_FILE, {**records, "stale": {"train": "made before pairs was redone"}})
+    with pytest.raises(UserError, match="not a finished, fresh cpu-tiny run"):
+        fastforward.ship(run, tmp_path / "again")

@@ -178,3 +178,19 @@ def test_executed_notebooks_show_their_plots_and_carry_no_widget_state(course):
         assert images, f"{name} shows no plot"
         assert "widgets" not in notebook["metadata"]
     assert len(list(run_dir.glob("*.png"))) >= 10
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("name", ["04_preference_pairs", "06_evaluation"])
+def test_a_later_notebook_runs_first_on_an_empty_run_folder_with_fast_forward(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    run_dir = tmp_path / "run"
+    step = reproduce.Step(name, ROOT / "notebooks" / f"{name}.ipynb", tmp_path / f"{name}.ipynb")
+    parameters = {"profile": "smoke", "run_dir": str(run_dir), "fast_forward": True, "solutions": True}
+    reproduce.execute(step, parameters, cell_timeout=600)
+    outputs = "\n".join(
+        o.get("text", "") for c in nbformat.read(step.executed, as_version=4).cells for o in c.get("outputs", [])
+    )
+    assert "fast_forward: copied" in outputs
+    written = {"04_preference_pairs": "pairs.jsonl", "06_evaluation": "metrics.json"}[name]
+    assert (run_dir / written).exists() and read_json(run_dir / "settings.json")["rollout"]["settings"]["rounds"] == 6
