@@ -226,6 +226,8 @@ def ablation_bars(table: Any, path: str | os.PathLike) -> Any:
         values = table[column].to_numpy(dtype=float)
         ax.barh(positions, values, color=["C3"] + ["C0"] * (len(table) - 1))
         ax.bar_label(ax.containers[0], fmt="%.2f", fontsize=7, padding=2)
+        for position in np.flatnonzero(np.isnan(values)):  # pair scores of a policy without pairs
+            ax.text(0.02, positions[position], "no pairs", va="center", fontsize=7, color="grey")
         ax.set_yticks(list(positions), table.index, fontsize=8)
         ax.set_xlim(0, 1.2 * max(float(np.nanmax(values, initial=0.0)), 1.0))  # shares on one 0-1 scale
         ax.set_title(ABLATION_MEASURES.get(column, column.replace("_", " ")), fontsize=9)
