@@ -7,6 +7,7 @@ are written into `metrics.json`, because reproductions most often fail on exactl
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -156,3 +157,22 @@ def comparison_table(scores: dict[str, dict[str, dict[str, float]]]) -> Any:
     table = pd.concat(frames, axis=1)
     table.loc["average"] = table.mean()
     return (100 * table).round(1)
+
+
+def head_to_head(
+    base: Sequence[dict[str, Any]], trained: Sequence[dict[str, Any]], metric: str = "f1"
+) -> dict[str, int]:
+    """Items (matched by id) on which the trained model scores higher (wins), lower (losses) or the same (ties)."""
+    before, after = {r["id"]: r[metric] for r in base}, {r["id"]: r[metric] for r in trained}
+    if before.keys() != after.keys():
+        raise UserError(f"base and trained predictions cover different items: {sorted(before.keys() ^ after.keys())}")
+    differences = [after[key] - before[key] for key in before]
+    wins, losses = sum(d > 1e-12 for d in differences), sum(d < -1e-12 for d in differences)
+    return {"wins": wins, "losses": losses, "ties": len(differences) - wins - losses}
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign test (ties dropped): the chance of a split at least this uneven under a fair coin."""
+    n = wins + losses
+    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2**n
+    return min(1.0, 2 * tail)

@@ -200,8 +200,12 @@ def evaluate(
 ) -> dict:
     """Base vs trained on every evaluation set; writes predictions, `metrics.json` and `evaluation.png`.
 
+    Metrics made with the same settings, evaluation files and adapter are reused (`force` evaluates again).
+
     One engine serves both: the trained adapter is switched on and off, so only one model is ever on the GPU.
     """
+    import matplotlib.pyplot as plt
+
     from .evaluation import EvalSettings, comparison_table, eval_context, eval_files, read_eval_file, record_metrics
     from .evaluation import evaluate as evaluate_model
     from .generation import build_generator
@@ -221,23 +225,30 @@ def evaluate(
         inputs["adapter" if Path(trained).resolve() == own.resolve() else str(Path(trained).resolve())] = (
             adapter_sha256(trained)
         )
-    old = stale_steps(run_dir).get("evaluate")
-    begin(run_dir, "evaluate", profile, inputs, force)
-    if old:
-        print(f"the metrics in {run_dir} were stale ({old}); evaluating again")
-    budget, context = eval_context(profile.eval_max_input_len, profile.eval_max_new_tokens, model_limit(profile))
-    settings = EvalSettings(budget, profile.eval_max_new_tokens, profile.presence_penalty, profile.eval_max_items)
-    generator = build_generator(profile, trained, max_model_len=context, batch_size=profile.eval_batch_size)
-    results = {}
-    try:
-        for label in ("base", "trained") if trained else ("base",):
-            if trained:
-                generator.use_adapter(label == "trained")
-            results[label] = evaluate_model(generator, generator.tokenizer, folder, settings, run_dir, label)
-    finally:
-        generator.close()
-    document = record_metrics(run_dir, results, settings, {"policy": profile.policy_model, "adapter": trained})
-    table = comparison_table(document["scores"])
-    evaluation_bars(table, Path(run_dir) / "evaluation.png")
+    run = Path(run_dir)
+    old = stale_steps(run).get("evaluate")
+    matched = begin(run, "evaluate", profile, inputs, force)
+    if matched and (run / "metrics.json").exists() and (run / "predictions").is_dir():
+        print(
+            f"{run / 'metrics.json'} matches these settings, sets and adapter; reusing it (force=True evaluates again)"
+        )
+        scores = read_json(run / "metrics.json")["scores"]
+    else:
+        if old:
+            print(f"the metrics in {run} were stale ({old}); evaluating again")
+        budget, context = eval_context(profile.eval_max_input_len, profile.eval_max_new_tokens, model_limit(profile))
+        settings = EvalSettings(budget, profile.eval_max_new_tokens, profile.presence_penalty, profile.eval_max_items)
+        generator = build_generator(profile, trained, max_model_len=context, batch_size=profile.eval_batch_size)
+        results = {}
+        try:
+            for label in ("base", "trained") if trained else ("base",):
+                if trained:
+                    generator.use_adapter(label == "trained")
+                results[label] = evaluate_model(generator, generator.tokenizer, folder, settings, run, label)
+        finally:
+            generator.close()
+        scores = record_metrics(run, results, settings, {"policy": profile.policy_model, "adapter": trained})["scores"]
+    table = comparison_table(scores)
+    plt.close(evaluation_bars(table, run / "evaluation.png"))  # saved, not shown: notebook 06 shows the file
     print(table.to_string())
-    return document["scores"]
+    return scores

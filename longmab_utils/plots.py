@@ -85,7 +85,9 @@ def evaluation_bars(table: Any, path: str | os.PathLike, metric: str = "f1") -> 
     """Grouped bars of one metric per evaluation set (rows of the comparison table), one bar per model."""
     data = table.xs(metric, axis=1, level=1)
     ax = data.plot.bar(figsize=(1.6 * len(data) + 2, 3.2), rot=0)
-    ax.set(ylabel=f"{metric.upper()} (%)", title=f"{metric.upper()} by evaluation set")
+    for bars in ax.containers:  # a 0 shows as "0", not as a missing bar
+        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
+    ax.set(ylabel=f"{metric.upper()} (%)", ylim=(0, 110), title=f"{metric.upper()} by evaluation set")
     ax.figure.tight_layout()
     return save(ax.figure, path)
 
@@ -283,14 +285,39 @@ def truncation_map(rows: Sequence[dict], path: str | os.PathLike) -> Any:
     return save(fig, path)
 
 
+ABLATION_MEASURES = {
+    "pair_yield": "pair yield (higher: more pairs)",
+    "chosen_score": "chosen score",
+    "rejected_score": "rejected score",
+    "score_gap": "score gap (higher: clearer pairs)",
+    "distinct_2": "distinct-2 (higher: more varied)",
+    "embedding_distance": "embedding distance (higher: more varied)",
+    "evidence_coverage": "evidence coverage (higher: sees the evidence)",
+    "mean_reward": "mean reward",
+    "final_regret": "final regret (lower: closer to the best subset)",
+}
+"""Each ablation measure's panel title, saying which way is better where one way is."""
+
+
 def ablation_bars(table: Any, path: str | os.PathLike) -> Any:
-    """One small bar chart per measure (columns of the table), one bar per policy (rows), the paper's first."""
-    fig, axes = plt.subplots(2, (len(table.columns) + 1) // 2, figsize=(3.2 * ((len(table.columns) + 1) // 2), 6))
-    for ax, column in zip(axes.flat, table.columns):
-        ax.bar(range(len(table)), table[column], color=["C3"] + ["C0"] * (len(table) - 1))
-        ax.set_xticks(range(len(table)), table.index, rotation=60, ha="right", fontsize=7)
-        ax.set_title(column.replace("_", " "), fontsize=9)
-    for ax in list(axes.flat)[len(table.columns) :]:
+    """One panel per measure (table columns), one labelled bar per policy (rows); the first, the paper's, in red."""
+    import numpy as np
+
+    columns = list(table.columns)
+    rows = (len(columns) + 2) // 3
+    fig, axes = plt.subplots(rows, 3, figsize=(13, 2.3 * rows), sharey=True)
+    positions = range(len(table))[::-1]  # the first policy on top
+    for ax, column in zip(axes.flat, columns):
+        values = table[column].to_numpy(dtype=float)
+        ax.barh(positions, values, color=["C3"] + ["C0"] * (len(table) - 1))
+        ax.bar_label(ax.containers[0], fmt="%.2f", fontsize=7, padding=2)
+        for position in np.flatnonzero(np.isnan(values)):  # pair scores of a policy without pairs
+            ax.text(0.02, positions[position], "no pairs", va="center", fontsize=7, color="grey")
+        ax.set_yticks(list(positions), table.index, fontsize=8)
+        ax.set_xlim(0, 1.2 * max(float(np.nanmax(values, initial=0.0)), 1.0))  # shares on one 0-1 scale
+        ax.set_title(ABLATION_MEASURES.get(column, column.replace("_", " ")), fontsize=9)
+    for ax in list(axes.flat)[len(columns) :]:
         ax.axis("off")
+    fig.suptitle("the study's measures by policy (red: the paper's UCB with probe priors)", fontsize=10)
     fig.tight_layout()
     return save(fig, path)

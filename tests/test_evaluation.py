@@ -7,15 +7,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from longmab_utils import generation, pipeline
+from longmab_utils.config import get_profile
 from longmab_utils.data import read_longbench
+from longmab_utils.errors import UserError
 from longmab_utils.evaluation import (
     EvalSettings,
     comparison_table,
     evaluate,
     fit_prompt,
+    head_to_head,
     read_eval_file,
     record_metrics,
     sha256,
+    sign_test,
 )
 from longmab_utils.prompts import cot_answer_prompt
 
@@ -143,3 +148,43 @@ def test_infinitebench_file_is_evaluated_as_published(tmp_path):
     assert result["scores"]["longbook_qa_eng"] == pytest.approx({"em": 0.5, "f1": 0.5, "subem": 0.5, "n": 2})
     rows = [json.loads(line) for line in (tmp_path / "predictions" / "base" / "longbook_qa_eng.jsonl").open()]
     assert [r["id"] for r in rows] == ["0", "1"]
+
+
+def test_head_to_head_counts_wins_losses_and_ties_by_item():
+    base = [{"id": "a", "f1": 0.0}, {"id": "b", "f1": 1.0}, {"id": "c", "f1": 0.5}, {"id": "d", "f1": 0.5}]
+    trained = [{"id": "d", "f1": 1.0}, {"id": "c", "f1": 0.5}, {"id": "b", "f1": 0.4}, {"id": "a", "f1": 1.0}]
+    assert head_to_head(base, trained) == {"wins": 2, "losses": 1, "ties": 1}
+    with pytest.raises(UserError, match="different items"):
+        head_to_head(base, trained[:3])
+
+
+def test_sign_test_is_the_two_sided_exact_binomial():
+    assert sign_test(0, 0) == 1.0 and sign_test(1, 0) == 1.0  # one decided item cannot be significant
+    assert sign_test(5, 0) == pytest.approx(2 / 32)  # all five decided items go one way
+    assert sign_test(1, 3) == pytest.approx(2 * (1 + 4) / 16)  # P(at most 1 of 4) on each side
+    assert sign_test(7, 3) == sign_test(3, 7)
+    binomtest = pytest.importorskip("scipy.stats").binomtest
+    assert sign_test(9, 2) == pytest.approx(binomtest(9, 11, 0.5).pvalue)
+
+
+def test_evaluation_is_reused_while_settings_sets_and_adapter_match(tmp_path, monkeypatch):
+    built = []
+
+    class Generator(ScriptedGenerator):
+        tokenizer = CharTokenizer()
+
+        def close(self):
+            pass
+
+    def build(profile, extra_adapter=None, max_model_len=None, batch_size=None):
+        built.append(Generator(lambda content: "Answer: 1486"))
+        return built[-1]
+
+    monkeypatch.setattr(generation, "build_generator", build)
+    monkeypatch.setattr(pipeline, "model_limit", lambda profile: 8192)
+    profile = get_profile("smoke")
+    first = pipeline.evaluate(profile, tmp_path, None, "data/sample/tiny/eval")
+    assert pipeline.evaluate(profile, tmp_path, None, "data/sample/tiny/eval") == first and len(built) == 1
+    assert (tmp_path / "evaluation.png").exists()
+    pipeline.evaluate(profile, tmp_path, None, "data/sample/tiny/eval", force=True)
+    assert len(built) == 2
