@@ -45,8 +45,8 @@ class Exercises:
     asked: int = 0
     solved: int = 0
 
-    def check(self, answer: Any, expected: Any, *, hint: str, solution: Any = ..., rel_tol: float = 1e-6) -> bool:
-        """Check one exercise's answer against `expected`; True when right, False when unanswered, else WrongAnswer."""
+    def check(self, answer: Any, expected: Any, *, hint: str, solution: Any = ..., rel_tol: float = 1e-6) -> None:
+        """Check one exercise's answer against `expected`: says so when right or unanswered, else WrongAnswer."""
         self.asked += 1
         number = self.asked
         if answer is ... and self.solutions and solution is not ...:
@@ -54,9 +54,8 @@ class Exercises:
             print(f"Exercise {number}: worked answer {answer!r}")
         if answer is ...:
             print(f"Exercise {number}: not answered yet (replace the ... above). Hint: {hint}")
-            return False
+            return
         if not agrees(answer, expected, rel_tol=rel_tol):
             raise WrongAnswer(f"Exercise {number}: {answer!r} is not it. Hint: {hint}")
         self.solved += 1
         print(f"Exercise {number}: correct ({answer!r}).")
-        return True
