@@ -209,11 +209,14 @@ def test_plain_progress_replaces_the_metric_table_with_a_silent_step_bar():
         DefaultFlowCallback,
         PrinterCallback,
         ProgressCallback,
+        TrainerCallback,
         TrainerState,
     )
-    from transformers.utils.notebook import NotebookProgressCallback
 
     from longmab_utils.dpo import plain_progress
+
+    class NotebookProgressCallback(TrainerCallback):
+        """Stands in for transformers' notebook table (its module needs IPython, which the GPU library set lacks)."""
 
     handler = CallbackHandler([DefaultFlowCallback, NotebookProgressCallback, PrinterCallback], None, None, None, None)
     plain_progress(handler)
