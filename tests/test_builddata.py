@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_data import INFINITEBENCH_LINE, LONGBENCH_LINE
 
 from longmab_utils import __main__ as cli
 from longmab_utils import generation, pipeline, reproduce
@@ -286,22 +287,11 @@ class EchoGenerator:
 
 
 def test_evaluate_reads_longbench_and_infinitebench_files_as_published(tmp_path, monkeypatch):
-    longbench = {
-        "input": "Which river flows through Vell?",
-        "context": "Passage 1:\nVell\nVell stands on the Pava.",
-        "answers": ["Pava"],
-        "length": 7,
-        "dataset": "hotpotqa",
-        "language": "en",
-        "all_classes": None,
-        "_id": "3f1c",
-    }
-    infinitebench = {"id": 0, "context": "Chapter 1. Mara rowed the Pava.", "input": "Which river?", "answer": ["Pava"]}
-    infinitebench["options"] = []
+    infinitebench = {**INFINITEBENCH_LINE, "answer": ["Pava"]}  # EchoGenerator answers "Pava" everywhere
     data = tmp_path / "eval"
     data.mkdir()
-    (data / "hotpotqa.jsonl").write_text(json.dumps(longbench) + "\n")
-    pd.DataFrame([{**longbench, "_id": "3f1d"}]).to_parquet(data / "musique.parquet")
+    (data / "hotpotqa.jsonl").write_text(json.dumps(LONGBENCH_LINE) + "\n")
+    pd.DataFrame([{**LONGBENCH_LINE, "_id": "3f1d"}]).to_parquet(data / "musique.parquet")
     (data / "longbook_qa_eng.jsonl").write_text(json.dumps(infinitebench) + "\n")
     monkeypatch.setattr(generation, "build_generator", lambda *args, **kwargs: EchoGenerator())
     monkeypatch.setattr(pipeline, "model_limit", lambda profile: 8192)
