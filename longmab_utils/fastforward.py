@@ -17,18 +17,14 @@ from pathlib import Path
 from .config import PROJECT_ROOT, Profile, get_profile
 from .data import read_json, write_json
 from .errors import UserError
-from .runfolder import SETTINGS_FILE, STEPS, adapter_sha256, read_settings, sha256
+from .runfolder import PRODUCERS, SETTINGS_FILE, STEPS, adapter_sha256, read_settings, sha256
 
 SHIPPED = PROJECT_ROOT / "data" / "cpu-tiny-run"
 """The artifacts of the shipped cpu-tiny run."""
 
-MAIN_ARTIFACT = {
-    "probe": "priors.jsonl",
-    "rollout": "rollout.jsonl",
-    "pairs": "pairs.jsonl",
-    "train": "adapter",
-}
-"""The artifact that shows a step has run, by step, in pipeline order."""
+MAIN_ARTIFACT = {step: name for name, step in PRODUCERS.items()}
+"""The artifact that shows a step has run, by step, in pipeline order: the last one it writes for later steps
+(the probe: `priors.jsonl`, written after `samples.jsonl`)."""
 
 SHIPPED_FILES = ("samples.jsonl", "priors.jsonl", "probe_summary.json", "rollout.jsonl", "rollout_summary.json")
 SHIPPED_FILES += ("pairs.jsonl", "pairs_trl.jsonl", "pairs_summary.json")
