@@ -17,7 +17,9 @@ from collections.abc import Sequence
 from .builddata import RECIPES, BuildSettings, build_data, default_output, policy_counter
 from .config import PROFILES, Profile, describe, get_profile, parse_overrides
 from .errors import UserError
+from .estimate import format_estimate
 from .reproduce import ABLATIONS, COURSE, NotebookFailed, reproduce
+from .specs import GPUS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--cell-timeout", type=int, help="seconds one notebook cell may run (default: the profile's cell_timeout)"
     )
     course.add_argument("--ablations", action="store_true", help="also run 07_ablations (the policy study)")
+    course.add_argument(
+        "--stand-ins",
+        action="store_true",
+        help="run a GPU profile on this CPU: bundled models, small sizes, the real models' checks (printed table)",
+    )
+    estimate = steps.add_parser("estimate", parents=[chosen], help="a GPU profile's estimated time and its inputs")
+    estimate.add_argument("--gpu", choices=sorted(GPUS), help="estimate for this GPU (default: the profile's)")
     build = steps.add_parser(
         "build-data", parents=[chosen], help="long-context training samples from MuSiQue (+ Wikipedia) -> JSONL + card"
     )
@@ -80,7 +89,14 @@ def run(args: argparse.Namespace) -> dict | None:
         return None
     if args.step == "reproduce":
         notebooks = COURSE + ABLATIONS if args.ablations else COURSE
-        return reproduce(args.profile, overrides, args.run_dir, args.start, notebooks, args.cell_timeout)["metrics"]
+        return reproduce(
+            args.profile, overrides, args.run_dir, args.start, notebooks, args.cell_timeout, args.stand_ins
+        )["metrics"]
+    if args.step == "estimate":
+        if not (args.gpu or profile.target_gpu):
+            raise UserError(f"profile {args.profile} plans for no GPU; pass --gpu ({', '.join(GPUS)})")
+        print(format_estimate(profile, args.gpu))
+        return None
     if args.step == "build-data":
         return build(profile, args)
     from . import pipeline

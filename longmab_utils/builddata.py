@@ -99,6 +99,12 @@ def card_path(out: str | os.PathLike) -> Path:
     return Path(out).with_suffix(".card.md")
 
 
+def built_token_range(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(min, max) target tokens of a file with build-data's default name, None for another name."""
+    match = BUILT_NAME.match(Path(path).name)
+    return (_tokens(match.group(2)), _tokens(match.group(3))) if match else None
+
+
 def build_command(path: str | os.PathLike, profile_name: str) -> str | None:
     """The `build-data` command that writes a file with the default name, or None for another name."""
     match = BUILT_NAME.match(Path(path).name)

@@ -24,6 +24,7 @@ from .bandit import POLICIES
 from .bundled import BUNDLED_EMBEDDER, BUNDLED_POLICY
 from .embeddings import PRIOR_KINDS
 from .errors import UserError
+from .specs import GPUS
 
 # Lax parsing turns `--set` strings into each field's type; unknown keys and inf/nan are refused.
 SETTINGS = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
@@ -48,6 +49,7 @@ Backend = Literal["auto", "hf", "vllm"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 Prior = Literal[PRIOR_KINDS]
 Policy = Literal[POLICIES]
+TargetGPU = Literal[tuple(GPUS)]
 
 
 @dataclass(frozen=True, config=SETTINGS)
@@ -106,8 +108,9 @@ class Profile:
     """Policy: a Hugging Face id, a local folder, or `bundled:smollm2-135m-instruct`."""
     policy_adapter: str | None = None
     """LoRA adapter merged into the policy before generation (the CPU warm-start adapter), or None."""
-    embedding_model: str = "openbmb/MiniCPM-Embedding"
-    """Embedder for probe/query priors: a Hugging Face id, a local folder, or `bundled:all-minilm-l6-v2`."""
+    embedding_model: str = "BAAI/bge-m3"
+    """Embedder for probe/query priors: a Hugging Face id, a local folder, or `bundled:all-minilm-l6-v2` (the
+    authors' MiniCPM-Embedding runs its repository's code: deviation 16)."""
     trust_remote_code: bool = False
     """Allow the policy model's repository to run its own code; off unless set."""
     embedder_trust_remote_code: bool = False
@@ -176,6 +179,8 @@ class Profile:
     """Evaluate only the first N items of each file (None: all)."""
     ablation_samples: Limit = None
     """Probed samples rolled out under every policy of the ablation study, notebook 07 (None: all)."""
+    target_gpu: TargetGPU | None = None
+    """GPU the profile's sizes are planned for: its time estimate and memory checks (`estimate`); None on a CPU."""
     cell_timeout: Count | None = 3600
     """Seconds one notebook cell may run under `reproduce` (None: no limit)."""
     seed: Seed = 42
@@ -222,16 +227,26 @@ CPU_LONG = replace(
 )
 
 PROFILES: dict[str, Profile] = {
-    "paper": Profile(cell_timeout=None, dpo=DPOSettings(eval_steps=250)),
+    "paper": Profile(
+        target_gpu="h100-80gb",  # vLLM: 22.7 h estimated (README "Profiles"; `python -m longmab_utils estimate`)
+        gen_batch_size=8,  # transformers backend on 79 GiB: 8 x 16k-token probes fit, 16 do not (preflight.py)
+        eval_batch_size=1,  # 100k-token evaluation prompts: one at a time on 79 GiB
+        cell_timeout=None,
+        dpo=DPOSettings(eval_steps=250),
+    ),
     "gpu-16gb": Profile(
         name="gpu-16gb",
         data="data/built/train_42_8k_12k.jsonl",  # probe prompts measured up to 12k tokens on 15 GiB (README)
         policy_model="Qwen/Qwen2.5-3B-Instruct",
         embedding_model=BUNDLED_EMBEDDER,
         backend="hf",
-        rounds=16,
-        max_new_tokens=512,
-        probe_max_new_tokens=512,
+        target_gpu="t4",
+        # Sized for one Colab session: notebooks 03-06 in under 3 hours on a T4 (`python -m longmab_utils estimate`).
+        max_samples=32,
+        rounds=10,
+        max_new_tokens=320,
+        probe_max_new_tokens=384,
+        eval_max_new_tokens=256,
         gen_batch_size=4,  # measured under a 15 GiB cap: 8 runs out of memory at 6k-token prompts, 4 fits (11.2 GiB)
         eval_batch_size=2,  # 15k-token evaluation prompts: 4 runs out of memory, 2 fits (11.4 GiB)
         max_model_len=16384,

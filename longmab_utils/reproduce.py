@@ -19,10 +19,13 @@ from importlib import metadata
 from pathlib import Path
 from statistics import mean
 
+from . import standins
 from .builddata import check_training_data
 from .config import PROJECT_ROOT, as_dict, get_profile
 from .data import read_json, write_json
 from .errors import UserError
+from .estimate import format_estimate
+from .preflight import preflight
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 COURSE = ("01_chunking", "02_bandit_math", "03_rollout", "04_preference_pairs", "05_qlora_dpo", "06_evaluation")
@@ -156,12 +159,19 @@ def execute(step: Step, parameters: dict, cell_timeout: int | None) -> float:
 
 
 def write_manifest(
-    run_dir: Path, profile_name: str, overrides: dict, timings: dict, status: str, commit: str | None
+    run_dir: Path,
+    profile_name: str,
+    overrides: dict,
+    timings: dict,
+    status: str,
+    commit: str | None,
+    stand_ins: list[dict] | None = None,
 ) -> dict:
     """Write `manifest.json`: profile, effective parameters, versions, commit, timings, key metrics."""
     manifest = {
         "profile": profile_name,
         "overrides": overrides,
+        "stand_ins": stand_ins,
         "parameters": as_dict(get_profile(profile_name, overrides)),
         "status": status,
         "versions": versions(),
@@ -194,10 +204,12 @@ def reproduce(
     start: str | None = None,
     notebooks: tuple[str, ...] = COURSE,
     cell_timeout: int | None = None,
+    stand_ins: bool = False,
 ) -> dict:
     """Execute the course notebooks in order into one run folder and return the manifest.
 
     `cell_timeout` (seconds per cell) overrides the profile's `cell_timeout` and is recorded with the overrides.
+    `stand_ins` runs a GPU profile on this CPU with the bundled models and small sizes (`standins.py`).
     """
     overrides = dict(overrides or {})
     if cell_timeout is not None:
@@ -207,6 +219,19 @@ def reproduce(
         raise UserError("--from needs the --run-dir of the run to continue")
     run_dir = Path(run_dir or new_run_dir(profile_name, profile.seed)).resolve()
     steps = plan(run_dir, start, notebooks)
+    if start is None and not stand_ins:
+        check_training_data(profile.data, profile_name)  # a missing built file is named first
+    for note in preflight(profile, stand_ins):  # what the profile's real models and GPU would refuse
+        print(note)
+    if profile.target_gpu:
+        print(format_estimate(profile))
+    changes = None
+    if stand_ins:
+        substitutions = standins.prepare(profile, run_dir)
+        print(standins.table(profile_name, substitutions))
+        overrides = {**overrides, **standins.overrides(substitutions)}
+        changes = standins.record(substitutions)
+        profile = get_profile(profile_name, overrides)
     if start is None:
         check_training_data(profile.data, profile_name)  # before any notebook starts
     check_kernel()
@@ -225,10 +250,10 @@ def reproduce(
         try:
             timings[step.name] = execute(step, parameters, profile.cell_timeout)
         except NotebookFailed:
-            write_manifest(run_dir, profile_name, overrides, timings, f"failed in {step.name}", commit)
+            write_manifest(run_dir, profile_name, overrides, timings, f"failed in {step.name}", commit, changes)
             raise
-        write_manifest(run_dir, profile_name, overrides, timings, "running", commit)
-    manifest = write_manifest(run_dir, profile_name, overrides, timings, "complete", commit)
+        write_manifest(run_dir, profile_name, overrides, timings, "running", commit, changes)
+    manifest = write_manifest(run_dir, profile_name, overrides, timings, "complete", commit, changes)
     print(summary_table(manifest))
     print(f"run folder: {run_dir}")
     return manifest

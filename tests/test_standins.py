@@ -1,0 +1,84 @@
+"""`reproduce --stand-ins`: a GPU profile's course on this CPU, only models and sizes changed, the real checks kept."""
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from longmab_utils import reproduce, standins
+from longmab_utils.config import Profile, get_profile
+from longmab_utils.data import read_json, read_records
+from longmab_utils.sources import parse_question
+
+ROOT = Path(__file__).resolve().parents[1]
+GPU_PROFILES = ["gpu-16gb", "paper"]
+
+
+def flat(profile: Profile) -> dict:
+    """Every setting of a profile by its dotted key."""
+    values = dataclasses.asdict(profile)
+    dpo = values.pop("dpo")
+    return {**values, **{f"dpo.{key}": value for key, value in dpo.items()}}
+
+
+@pytest.mark.parametrize("name", GPU_PROFILES)
+def test_only_models_precision_and_sizes_change(name, tmp_path):
+    profile = get_profile(name)
+    changes = standins.substitutions(profile, tmp_path / "train.jsonl")
+    stand_in = flat(get_profile(name, standins.overrides(changes)))
+    changed = {key for key, value in flat(profile).items() if stand_in[key] != value}
+    assert changed == {c.key for c in changes if c.was != c.now}
+    sizes = {c.key for c in changes if c.why.startswith("size")}
+    assert sizes <= set(standins.SIZES)
+    for key in ("trust_remote_code", "embedder_trust_remote_code", "backend", "prior", "policy", "top_k",
+                "reward_subem_on", "eval_data", "dpo.beta", "dpo.sft_weight", "dpo.precompute_ref",
+                "dpo.gradient_checkpointing", "keep_invalid_probes", "name"):  # fmt: skip
+        assert stand_in[key] == flat(profile)[key], key
+
+
+def test_the_table_names_every_substitution_with_its_reason(tmp_path):
+    changes = standins.substitutions(get_profile("paper"), tmp_path / "train.jsonl")
+    text = standins.table("paper", changes)
+    for change in changes:
+        line = next(row for row in text.splitlines() if row.strip().startswith(change.key + " "))
+        assert change.why in line
+    assert {"policy_model", "embedding_model", "dpo.quantization", "data"} <= {c.key for c in changes}
+
+
+def test_the_fixture_is_musique_whose_supporting_paragraphs_hold_the_evidence(tmp_path):
+    path = standins.musique_fixture(tmp_path / "musique.jsonl")
+    source = read_records(standins.FIXTURE_SOURCE)
+    for line, (record, sample) in enumerate(zip(read_records(path), source, strict=True), 1):
+        question = parse_question(path, line, record)
+        supporting = " ".join(p.text for p in question.paragraphs if p.supporting)
+        assert all(fact in supporting for fact in sample["evidence"]) and question.answer == sample["answer"]
+
+
+def test_a_refused_embedder_stops_the_stand_in_run_before_any_notebook(tmp_path):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "longmab_utils", "reproduce", "--profile", "paper", "--stand-ins",
+               "--run-dir", str(run_dir), "--set", "embedding_model=openbmb/MiniCPM-Embedding"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 2 and "embedder_trust_remote_code" in done.stderr
+    assert not (run_dir / "executed").exists()
+
+
+@pytest.mark.models
+@pytest.mark.standins
+@pytest.mark.parametrize("name", GPU_PROFILES)
+def test_the_gpu_profile_course_runs_with_stand_ins(name, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    run_dir = tmp_path / "run"
+    manifest = reproduce.reproduce(name, {}, run_dir, stand_ins=True)
+    printed = capsys.readouterr().out
+    assert manifest["status"] == "complete" and list(manifest["notebook_seconds"]) == list(reproduce.COURSE)
+    assert "estimated time of notebooks 03-06" in printed and f"stand-ins for profile {name}" in printed
+    parameters = read_json(run_dir / "manifest.json")["parameters"]
+    assert parameters["name"] == name and parameters["backend"] == get_profile(name).backend
+    assert {row["key"] for row in manifest["stand_ins"]} >= {"policy_model", "dpo.quantization"}
+    built = run_dir / "stand-ins" / Path(get_profile(name).data).name
+    assert built.exists() and built.with_suffix(".card.md").exists()
+    assert read_records(run_dir / "pairs.jsonl") and (run_dir / "adapter" / "adapter_model.safetensors").exists()
+    assert set(read_json(run_dir / "metrics.json")["scores"]) == {"base", "trained"}
