@@ -125,9 +125,9 @@ def split_pairs(pairs: Sequence[dict], val_size: float, seed: int) -> tuple[list
     return [pairs[i] for i in order[n_val:]], [pairs[i] for i in order[:n_val]]
 
 
-def _template_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+def _template_ids(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> list[int]:
     """Token ids of a conversation after the chat template."""
-    ids = tokenizer.apply_chat_template(messages, tokenize=True)
+    ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt)
     return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
@@ -140,12 +140,17 @@ def leading_bos(ids: Sequence[int], bos: int | None) -> int:
 
 
 def check_pairs(pairs: Sequence[dict], tokenizer: Any, max_length: int) -> dict[str, Any]:
-    """What a DPO run needs of its pairs: distinct responses, a positive score gap, lengths, one BOS."""
+    """What a DPO run needs of its pairs: distinct responses, a positive score gap, lengths, one BOS.
+
+    A pair whose prompt alone fills `max_length` has no completion token left, and TRL drops it; when every pair
+    would go, this stops with the numbers instead of TRL's empty-batch crash.
+    """
     if not pairs:
         raise UserError("no preference pairs to train on; check pairs_summary.json for why samples were skipped")
-    lengths, bos = [], []
+    lengths, prompts, bos = [], [], []
     for pair in pairs:
         messages = to_trl(pair)
+        prompts.append(len(_template_ids(tokenizer, messages["prompt"], add_generation_prompt=True)))
         chosen = _template_ids(tokenizer, messages["prompt"] + messages["chosen"])
         rejected = _template_ids(tokenizer, messages["prompt"] + messages["rejected"])
         lengths.append(max(len(chosen), len(rejected)))
@@ -155,8 +160,10 @@ def check_pairs(pairs: Sequence[dict], tokenizer: Any, max_length: int) -> dict[
         "identical_responses": sum(p["chosen"] == p["rejected"] for p in pairs),
         "non_positive_gap": sum(p["chosen_score"] <= p["rejected_score"] for p in pairs),
         "over_max_length": sum(n > max_length for n in lengths),
+        "prompt_fills_max_length": sum(n >= max_length for n in prompts),
         "max_tokens": max(lengths),
         "token_lengths": lengths,
+        "prompt_tokens": prompts,
         "double_bos": sum(n > 1 for n in bos),
     }
 
@@ -268,6 +275,12 @@ def train_dpo(
     precision = precision_for(dtype, capability)
     model, tokenizer = load_for_training(policy_model, policy_adapter, precision, settings, capability is not None)
     report = check_pairs(pairs, tokenizer, settings.max_length)
+    if report["prompt_fills_max_length"] == len(pairs):
+        raise UserError(
+            f"{pairs_path}: every pair's prompt has at least dpo.max_length={settings.max_length} tokens (the shortest "
+            f"has {min(report['prompt_tokens'])}), so no completion token would be trained on; raise dpo.max_length "
+            "or lower max_prompt_length"
+        )
     train, val = split_pairs(pairs, settings.val_size, settings.seed)
     trainer_dir = out_dir / "_trainer"
     steps = total_steps(len(train), settings, world_size())

@@ -129,8 +129,20 @@ def test_check_pairs_reports_broken_pairs(tokenizer):
     report = check_pairs(PAIRS + broken, tokenizer, max_length=20)
     assert report["identical_responses"] == 1 and report["non_positive_gap"] == 1
     assert report["over_max_length"] == 3 and report["double_bos"] == 0
+    assert report["prompt_fills_max_length"] == sum(n >= 20 for n in report["prompt_tokens"]) > 0
+    assert all(p < t for p, t in zip(report["prompt_tokens"], report["token_lengths"]))
     with pytest.raises(UserError, match="no preference pairs"):
         check_pairs([], tokenizer, 100)
+
+
+@pytest.mark.models
+def test_training_stops_with_the_lengths_when_every_prompt_fills_max_length(tmp_path):
+    pairs_path = tmp_path / "pairs.jsonl"
+    pairs_path.write_text("".join(json.dumps(p) + "\n" for p in PAIRS))
+    settings = DPOSettings(max_length=8, quantization="none", batch_size=1, grad_accum=1, epochs=1)
+    with pytest.raises(UserError, match=r"pairs.jsonl: every pair's prompt has at least dpo.max_length=8 tokens"):
+        train_dpo(pairs_path, BUNDLED_POLICY, tmp_path / "out", settings, dtype="float32")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.models
