@@ -28,8 +28,9 @@ SIZES: dict[str, Any] = {
     "chunk_size": 80,
     "probe_max_new_tokens": 96,
     "max_new_tokens": 64,
-    "max_prompt_length": 512,
-    "dpo.max_length": 832,  # the 512-token context budget, the answer template (~250) and a 64-token response
+    "max_prompt_length": 256,
+    "dpo.max_length": 640,  # the 256-token context budget, the answer template (~250) and a 64-token response
+    "dpo.epochs": 1.0,
     "dpo.eval_steps": None,
     "dpo.save_steps": None,
     "eval_max_input_len": 1024,
