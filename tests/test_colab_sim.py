@@ -59,17 +59,18 @@ def test_the_smoke_course_01_to_07_runs(tmp_path, monkeypatch):
 
     monkeypatch.setenv("TQDM_DISABLE", "1")
     notebooks = reproduce.COURSE + reproduce.ABLATIONS
-    manifest = reproduce.reproduce("smoke", {}, tmp_path / "run", notebooks=notebooks, cell_timeout=600)
+    manifest = reproduce.reproduce("smoke", {}, tmp_path / "run", notebooks=notebooks)  # the profile's cell timeout
     assert manifest["status"] == "complete" and list(manifest["notebook_seconds"]) == list(notebooks)
 
 
 @pytest.mark.parametrize("name", ["05_qlora_dpo", "06_evaluation"])
 def test_a_notebook_opened_alone_runs_with_fast_forward(name, tmp_path, monkeypatch):
     from longmab_utils import reproduce
+    from longmab_utils.config import PROFILES
 
     monkeypatch.setenv("TQDM_DISABLE", "1")
     step = reproduce.Step(name, ROOT / "notebooks" / f"{name}.ipynb", tmp_path / f"{name}.ipynb")
     parameters = {"profile": "smoke", "run_dir": str(tmp_path / "run"), "fast_forward": True, "solutions": True}
-    reproduce.execute(step, parameters, cell_timeout=600)
+    reproduce.execute(step, parameters, PROFILES["smoke"].cell_timeout)
     cells = nbformat.read(step.executed, as_version=4).cells
     assert any("fast_forward: copied" in o.get("text", "") for c in cells for o in c.get("outputs", []))
