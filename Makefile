@@ -17,8 +17,17 @@ LIBS_PIP := pip==26.3
 # other files whole and drops test_generation's model-loading tests: the HF path is the same code, 40 s more).
 LIBS_TESTS := tests/test_dpo.py tests/test_evaluation.py tests/test_generation.py -k "test_dpo or test_evaluation or not models"
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 MPLBACKEND=agg
+# The Colab simulation (tests/colab_sim.py says what it installs): Colab's published GPU runtime in a Python 3.13
+# venv, the set-up cell's code on a copy of the kit in it, `pip check` before and after, then the course there
+# (tests/test_colab_sim.py). Rebuilt only when the freeze or what the set-up installs changes: the stamp's name is
+# their hash. The freeze comes from googlecolab/backend-info (README, "Running on Colab").
+PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) python3.13)
+COLAB_FREEZE ?= ../shared/colab/pip-freeze.gpu.txt
+COLAB_VENV := .venv-colab
+COLAB_INPUTS := $(COLAB_FREEZE) constraints/colab.txt $(MODELS) pyproject.toml longmab_utils/colab.py tests/colab_sim.py
+COLAB_STAMP = $(COLAB_VENV)/.installed-$(shell cat $(COLAB_INPUTS) | sha256sum | cut -c1-16)
 
-.PHONY: setup libs pins reproduce lab test bench strip lock clean gpu-wheels
+.PHONY: setup libs pins colab-sim reproduce lab test bench strip lock clean gpu-wheels
 PROFILE ?= cpu-tiny
 
 setup: $(STAMP)
@@ -44,6 +53,14 @@ $(LIBS_STAMP): $(STAMP) constraints/colab.txt
 pins: $(LIBS_STAMP)
 	$(LIBS_BIN)/python -m longmab_utils.pins refresh constraints/cuda.txt constraints/cuda.metadata.json
 
+$(COLAB_STAMP): | $(STAMP)
+	$(BIN)/python tests/colab_sim.py build $(COLAB_FREEZE) $(COLAB_VENV) --python $(PYTHON313)
+	touch $@
+
+colab-sim: setup $(COLAB_STAMP)
+	$(BIN)/python tests/colab_sim.py refresh $(COLAB_VENV)
+	cd $(COLAB_VENV)/content/kit && $(OFFLINE) ../../bin/python -m pytest -q -p no:cacheprovider -m colab tests/test_colab_sim.py
+
 reproduce: setup
 	$(OFFLINE) $(BIN)/python -m longmab_utils reproduce --profile $(PROFILE)
 
@@ -55,6 +72,7 @@ test: setup libs pins
 	$(BIN)/ruff check . && $(BIN)/ruff format --check --quiet .
 	$(OFFLINE) $(BIN)/python -m pytest -q
 	$(OFFLINE) $(LIBS_BIN)/python -m pytest -q -p no:cacheprovider $(LIBS_TESTS)
+	$(MAKE) --no-print-directory colab-sim
 
 bench: setup
 	$(OFFLINE) $(BIN)/python benchmarks/run_all.py
@@ -69,7 +87,7 @@ lock: setup
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 clean:
-	rm -rf $(VENV) $(LIBS_VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LIBS_VENV) $(COLAB_VENV) .pytest_cache .hypothesis
 
 # The wheel folder the GPU device check carries to a bare CUDA machine (benchmarks/gpu_check.py).
 gpu-wheels: setup

@@ -31,8 +31,9 @@ class PinError(ValueError):
     """A pin file line that is not `name==version`."""
 
 
-def read_pins(path: str | Path) -> dict[str, str]:
-    """The `name==version` lines of a constraints file, keyed by canonical name."""
+def read_pins(path: str | Path, bounds: bool = False) -> dict[str, str]:
+    """The `name==version` lines of a constraints file, keyed by canonical name; `bounds` skips lines that bound a
+    version instead (colab.txt's `torchao>=0.16.0`) where they would be an error."""
     pins = {}
     for number, raw in enumerate(Path(path).read_text().splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
@@ -40,6 +41,8 @@ def read_pins(path: str | Path) -> dict[str, str]:
             continue
         name, sep, version = line.partition("==")
         if not sep or not name.strip() or not version.strip() or any(c in version for c in "<>=!,;"):
+            if bounds and any(c in line for c in "<>!~"):
+                continue
             raise PinError(f"{path}:{number}: expected 'name==version', got {raw.strip()!r}")
         pins[canonicalize_name(name)] = version.strip()
     return pins
@@ -189,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("pins")
     verify.add_argument("report")
     verify.add_argument("--pyproject", default="pyproject.toml")
-    layer = commands.add_parser("overlay", help="print TOP's pins over BASE's as one constraints file")
+    layer = commands.add_parser("overlay", help="print TOP's pins over BASE's as one constraints file (no bounds)")
     layer.add_argument("top")
     layer.add_argument("base")
     args = parser.parse_args(argv)
@@ -202,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         problems = check_files(args.pins, args.report, args.pyproject)
         print("\n".join(problems) or f"{args.pins}: every pin accepts the others on Python {', '.join(TARGET_PYTHONS)}")
         return 1 if problems else 0
-    pins = overlay(read_pins(args.top), read_pins(args.base))
+    pins = overlay(read_pins(args.top, bounds=True), read_pins(args.base))
     print(f"# {args.top} over {args.base}")
     print("\n".join(f"{name}=={version}" for name, version in sorted(pins.items())))
     return 0

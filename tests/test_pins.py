@@ -10,7 +10,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from longmab_utils import pins
+from longmab_utils import colab, pins
+from longmab_utils.colab import pinned_names
 from longmab_utils.pins import (
     TARGET_PYTHONS,
     PinError,
@@ -27,10 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CUDA = ROOT / "constraints" / "cuda.txt"
 REPORT = ROOT / "constraints" / "cuda.metadata.json"
 COLAB = ROOT / "constraints" / "colab.txt"
-# What Colab ships and runs on: installing the kit there must never replace it.
-COLAB_OWNED = {"torch", "torchvision", "torchaudio", "numpy", "pandas", "matplotlib", "ipykernel", "ipython"}
-COLAB_OWNED |= {"tornado", "pyzmq", "jupyter-client", "jupyter-core", "notebook", "vllm"}
-COLAB_OWNED |= {"pydantic"}  # Colab ships pydantic 2, which the settings need; replacing it breaks Colab's tools
+# What Colab ships and runs on (the set-up keeps it at Colab's versions), and vLLM, which Colab does not need.
+COLAB_OWNED = colab.COLAB_OWNED | {"vllm"}
 
 
 def metadata(python):
@@ -94,12 +93,27 @@ def test_a_bad_pin_line_names_file_and_line(tmp_path):
 
 
 def test_colab_pins_are_cuda_pins_and_leave_colab_its_torch_and_jupyter():
-    colab, cuda = read_pins(COLAB), read_pins(CUDA)
+    colab, cuda = read_pins(COLAB, bounds=True), read_pins(CUDA)
     assert {name: cuda.get(name) for name in colab} == colab
-    assert not COLAB_OWNED & set(colab)
+    assert not COLAB_OWNED & pinned_names(COLAB)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     needed = {canonicalize_name(Requirement(r).name) for r in [*project["dependencies"], "bitsandbytes"]}
     assert needed - COLAB_OWNED - {"tqdm"} <= set(colab), "pin every library the kit adds to Colab"
+
+
+def test_colab_bounds_are_lower_bounds_with_their_reason():
+    lines = [line for line in COLAB.read_text().splitlines() if line[:1].isalpha()]
+    assert all(" # " in line for line in lines), "say on each pin's line why it is there"
+    bounds = [Requirement(line.split("#")[0]) for line in lines if "==" not in line]
+    assert [b.name for b in bounds] == ["torchao"] and all(s.operator == ">=" for b in bounds for s in b.specifier)
+
+
+def test_read_pins_skips_bounds_only_when_asked(tmp_path):
+    path = tmp_path / "colab.txt"
+    path.write_text("peft==0.21.2  # why\ntorchao>=0.16.0  # why\n")
+    assert read_pins(path, bounds=True) == {"peft": "0.21.2"}
+    with pytest.raises(PinError, match="torchao>=0.16.0"):
+        read_pins(path)
 
 
 def test_every_pin_file_pins_the_bundled_model_packages():
@@ -107,7 +121,7 @@ def test_every_pin_file_pins_the_bundled_model_packages():
         line for line in (ROOT / "constraints" / "bundled-models.txt").read_text().splitlines() if line[:1].isalpha()
     ]
     for path in ("cpu.txt", "cuda.txt", "colab.txt"):
-        assert set(models) <= set(read_pins(ROOT / "constraints" / path)), path
+        assert set(models) <= set(read_pins(ROOT / "constraints" / path, bounds=True)), path
 
 
 def test_pyproject_torch_floor_meets_every_pinned_library():
