@@ -126,6 +126,33 @@ def test_each_row_samples_from_its_own_seed_whatever_its_batch(generator):
     assert other != together
 
 
+@pytest.mark.models
+def test_hf_generation_config_is_the_kits_whatever_the_model_sets(generator, monkeypatch):
+    greedy = SamplingConfig(temperature=0.0, presence_penalty=0.0, max_new_tokens=12)
+    plain = generator.generate(PROMPTS, greedy)
+    own = generator.model.generation_config
+    for name, value in {"repetition_penalty": 10.0, "no_repeat_ngram_size": 1, "min_new_tokens": 12}.items():
+        monkeypatch.setattr(own, name, value)  # what a hub model's generation_config.json may hold
+    effective = []
+    prepare = generator.model._prepare_generation_config
+
+    def spy(*args, **kwargs):
+        config, model_kwargs = prepare(*args, **kwargs)
+        effective.append(config)
+        return config, model_kwargs
+
+    monkeypatch.setattr(generator.model, "_prepare_generation_config", spy)
+    assert generator.generate(PROMPTS, greedy) == plain
+    assert effective and all(
+        (c.repetition_penalty, c.no_repeat_ngram_size, c.min_new_tokens, c.do_sample, c.max_new_tokens)
+        == (1.0, 0, 0, False, 12)
+        for c in effective
+    )
+    monkeypatch.setattr(own, "suppress_tokens", [5])
+    with pytest.raises(UserError, match="generation_config sets suppress_tokens"):
+        generator.generate(PROMPTS, greedy)
+
+
 def test_row_sampler_draws_from_the_softmax_with_each_rows_own_seed():
     from longmab_utils.generation import RowSampler
 

@@ -138,8 +138,20 @@ def test_vllm_serves_the_adapter_at_its_own_rank(tmp_path):
     (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 64}))
     assert lora_engine_kwargs(str(tmp_path)) == {"enable_lora": True, "max_lora_rank": 64, "max_loras": 1}
     (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 8}))
-    assert lora_engine_kwargs(str(tmp_path))["max_lora_rank"] == 16  # vLLM's smallest cap
+    assert lora_engine_kwargs(str(tmp_path))["max_lora_rank"] == 16  # vLLM's default cap
     assert lora_engine_kwargs(None) == {}
+
+
+@pytest.mark.parametrize(("rank", "cap"), [(1, 16), (16, 16), (24, 32), (48, 64), (300, 320), (321, 512), (512, 512)])
+def test_vllm_gets_a_lora_rank_cap_it_allows(tmp_path, rank, cap):
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": rank}))
+    assert lora_engine_kwargs(str(tmp_path))["max_lora_rank"] == cap
+
+
+def test_a_lora_rank_above_vllms_largest_cap_is_a_clear_error(tmp_path):
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 513}))
+    with pytest.raises(UserError, match="LoRA rank 513 is above vLLM's largest max_lora_rank 512"):
+        lora_engine_kwargs(str(tmp_path))
 
 
 def test_remote_code_needs_an_explicit_opt_in_before_anything_loads(tmp_path, monkeypatch):
