@@ -8,7 +8,6 @@ presence penalty that vLLM applies is implemented here as a logits processor.
 
 from __future__ import annotations
 
-import gc
 import importlib.util
 import inspect
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from transformers import (
 )
 
 from .errors import UserError
+from .hardware import free_gpu_memory
 from .seeds import derive_seed
 
 Messages = list[dict[str, str]]
@@ -181,13 +181,6 @@ def neutral_generation_config(model: Any, max_new_tokens: int, stop_ids: list[in
     )
 
 
-def free_gpu_memory() -> None:
-    """Collect garbage and return cached CUDA blocks, so the next model finds the memory free."""
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 class HFGenerator:
     """Batched generation with transformers: left padding, length-sorted batches, each row seeded on its own.
 
@@ -312,6 +305,7 @@ class VLLMGenerator:
         self.tokenizer = tokenizer
         self.stop_ids = stop_token_ids(tokenizer)
         self.context = capped_model_len(max_model_len, config)
+        free_gpu_memory()  # vLLM wants its share of the GPU free: an embedder used before may still hold its cache
         self.llm = LLM(
             model=model_path,
             tokenizer=model_path,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import closing
 from pathlib import Path
 
 from .builddata import check_training_data
@@ -89,7 +90,8 @@ def rollout(profile: Profile, run_dir: str | os.PathLike, shard: str | None = No
     shard_records(records, shard)
     shard_file = rollout_path(run_dir, shard).name if shard else None
     begin(run_dir, "rollout", profile, {"priors.jsonl": sha256(priors_path)}, force, shard=shard_file)
-    return run_rollout(records, build_generator(profile), profile, run_dir, shard)
+    with closing(build_generator(profile)) as generator:  # also on Ctrl-C: an engine left behind holds the GPU
+        return run_rollout(records, generator, profile, run_dir, shard)
 
 
 def merge(profile: Profile, run_dir: str | os.PathLike, shards: int, force: bool = False) -> dict:

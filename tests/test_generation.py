@@ -1,6 +1,10 @@
+import sys
+from types import ModuleType, SimpleNamespace
+
 import pytest
 import torch
 
+from longmab_utils import generation
 from longmab_utils.errors import UserError
 from longmab_utils.generation import (
     HFGenerator,
@@ -67,6 +71,19 @@ class _Vocab:
 
 def test_stop_tokens_include_llama3_end_of_turn():
     assert stop_token_ids(_Vocab()) == [7, 12]
+
+
+def test_vllm_starts_only_after_the_cached_gpu_memory_is_returned(monkeypatch):
+    events = []
+    vllm, request = ModuleType("vllm"), ModuleType("vllm.lora.request")
+    vllm.LLM, vllm.SamplingParams = lambda **kwargs: events.append("start vLLM"), lambda **kwargs: None
+    request.LoRARequest = lambda *args: None
+    for name, module in {"vllm": vllm, "vllm.lora": ModuleType("vllm.lora"), "vllm.lora.request": request}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(generation, "free_gpu_memory", lambda: events.append("free cache"))
+    tokenizer = SimpleNamespace(eos_token_id=0, get_vocab=dict)
+    generation.VLLMGenerator("model", tokenizer, SimpleNamespace(max_position_embeddings=64))
+    assert events == ["free cache", "start vLLM"]  # an embedder used before in the kernel left its cache behind
 
 
 def test_auto_backend_follows_what_is_installed_and_vllm_is_refused_clearly(monkeypatch):

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from test_rollout import priors_records
 
 from longmab_utils import generation, models, pipeline
 from longmab_utils.config import PROFILES, get_profile
@@ -105,6 +106,35 @@ def test_the_embedder_loads_only_after_the_policy_is_freed(tmp_path, monkeypatch
     monkeypatch.setattr(models, "load_embedder", embedder)
     summary = pipeline.probe(get_profile("smoke", {"prior": "random"}), tmp_path)
     assert summary["valid_probes"] == len(samples) and ledger.events == ["load policy", "free policy", "load embedder"]
+
+
+class InterruptedGenerator(FakeGenerator):
+    """Ctrl-C arrives during the first generation."""
+
+    def generate(self, prompts, sampling, desc="generate", seeds=None):
+        raise KeyboardInterrupt
+
+
+def interrupted_step(name, run_dir):
+    """Run one pipeline step on the smoke profile (rollout over written priors, evaluation with an adapter)."""
+    profile = get_profile("smoke", {"prior": "random"})
+    if name == "probe":
+        return pipeline.probe(profile, run_dir)
+    if name == "rollout":
+        (run_dir / "priors.jsonl").write_text("".join(json.dumps(r) + "\n" for r in priors_records(2)))
+        return pipeline.rollout(profile, run_dir)
+    (run_dir / "adapter").mkdir()
+    return pipeline.evaluate(profile, run_dir, str(run_dir / "adapter"), "data/sample/tiny/eval")
+
+
+@pytest.mark.parametrize("name", ["probe", "rollout", "evaluate"])
+def test_a_step_interrupted_mid_generation_still_closes_its_engine(tmp_path, monkeypatch, name):
+    ledger = Ledger()
+    monkeypatch.setattr(generation, "build_generator", lambda profile, *args, **kwargs: InterruptedGenerator(ledger))
+    monkeypatch.setattr(pipeline, "model_limit", lambda profile: 8192)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted_step(name, tmp_path)
+    assert ledger.events == ["load policy", "free policy"]  # a rerun in the same kernel finds the GPU free
 
 
 # The model's own context: Llama-3.1 131,072, Qwen2.5 32,768, SmolLM2 8,192.
