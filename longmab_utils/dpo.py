@@ -243,6 +243,21 @@ def last_checkpoint(trainer_dir: Path) -> str | None:
     return str(found[-1]) if found else None
 
 
+def shared_dataset(rows: list[dict], folder: Path, args: Any) -> Any:
+    """`rows` as a dataset stored in `folder`, written by rank 0 before the other ranks read it.
+
+    TRL caches precomputed reference log-probs next to the dataset's own files, and only rank 0 writes them; an
+    in-memory dataset would put that cache in a temporary folder of each process, so the other ranks of a
+    distributed launch would look for a file that only rank 0 has.
+    """
+    from datasets import Dataset, load_from_disk
+
+    with args.main_process_first(local=False, desc=f"storing {folder.name}"):
+        if is_main_process():
+            Dataset.from_list(rows).save_to_disk(str(folder))
+        return load_from_disk(str(folder))
+
+
 def train_dpo(
     pairs_path: str | os.PathLike,
     policy_model: str,
@@ -259,7 +274,6 @@ def train_dpo(
     """
     import shutil
 
-    from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     pairs = read_records(pairs_path)
@@ -273,11 +287,12 @@ def train_dpo(
     steps = total_steps(len(train), settings, world_size())
     kwargs = dpo_config_kwargs(settings, str(trainer_dir), precision, capability is not None, bool(val), steps)
     with quiet_training():
+        args = DPOConfig(**kwargs)
         trainer = DPOTrainer(
             model=model,
-            args=DPOConfig(**kwargs),
-            train_dataset=Dataset.from_list([to_trl(p) for p in train]),
-            eval_dataset=Dataset.from_list([to_trl(p) for p in val]) if val else None,
+            args=args,
+            train_dataset=shared_dataset([to_trl(p) for p in train], trainer_dir / "train_pairs", args),
+            eval_dataset=shared_dataset([to_trl(p) for p in val], trainer_dir / "val_pairs", args) if val else None,
             processing_class=tokenizer,
             peft_config=lora_config(settings),
             callbacks=list(callbacks),
