@@ -140,7 +140,6 @@ NEUTRAL_GENERATION = {
     "no_repeat_ngram_size": 0,
     "encoder_no_repeat_ngram_size": 0,
     "min_length": 0,
-    "min_new_tokens": 0,
     "guidance_scale": 1.0,
     "remove_invalid_values": False,
     # transformers' own defaults of its sampling warpers, inert with do_sample off (the model's would draw a warning)
@@ -155,6 +154,7 @@ NEUTRAL_GENERATION = {
 setting a config leaves unset from the model's own `generation_config` (Qwen2.5-Instruct: repetition penalty 1.05)."""
 
 UNNEUTRAL_SETTINGS = (
+    "min_new_tokens",  # 0 is neutral, but transformers warns when it and min_length are both set
     "forced_bos_token_id",
     "forced_eos_token_id",
     "bad_words_ids",

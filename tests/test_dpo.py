@@ -281,3 +281,19 @@ def test_two_ranks_share_the_precomputed_reference_log_probs(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]  # main: FileNotFoundError for rank 0's cache file on rank 1
     assert done.stdout.count('trained on {"train_pairs": 9, "val_pairs": 1}') == 2
     assert (tmp_path / "out" / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_completion_logps_asks_for_logits_at_the_completion_positions_only():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from longmab_utils.dpo import completion_logps
+
+    config = LlamaConfig(
+        vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
+    )
+    model = LlamaForCausalLM(config).eval()
+    shapes = []
+    model.register_forward_hook(lambda module, args, output: shapes.append(tuple(output.logits.shape)))
+    ids, prompt_length = list(range(3, 23)), 16
+    completion_logps(model, ids, prompt_length)
+    assert shapes == [(1, len(ids) - prompt_length + 1, 40)]  # not one row per prompt token (8 GB on a long prompt)

@@ -148,7 +148,7 @@ def test_hf_generation_config_is_the_kits_whatever_the_model_sets(generator, mon
     greedy = SamplingConfig(temperature=0.0, presence_penalty=0.0, max_new_tokens=12)
     plain = generator.generate(PROMPTS, greedy)
     own = generator.model.generation_config
-    for name, value in {"repetition_penalty": 10.0, "no_repeat_ngram_size": 1, "min_new_tokens": 12}.items():
+    for name, value in {"repetition_penalty": 10.0, "no_repeat_ngram_size": 1, "min_length": 40}.items():
         monkeypatch.setattr(own, name, value)  # what a hub model's generation_config.json may hold
     effective = []
     prepare = generator.model._prepare_generation_config
@@ -161,13 +161,14 @@ def test_hf_generation_config_is_the_kits_whatever_the_model_sets(generator, mon
     monkeypatch.setattr(generator.model, "_prepare_generation_config", spy)
     assert generator.generate(PROMPTS, greedy) == plain
     assert effective and all(
-        (c.repetition_penalty, c.no_repeat_ngram_size, c.min_new_tokens, c.do_sample, c.max_new_tokens)
-        == (1.0, 0, 0, False, 12)
+        (c.repetition_penalty, c.no_repeat_ngram_size, c.min_length, c.min_new_tokens, c.do_sample, c.max_new_tokens)
+        == (1.0, 0, 0, None, False, 12)
         for c in effective
     )
-    monkeypatch.setattr(own, "suppress_tokens", [5])
-    with pytest.raises(UserError, match="generation_config sets suppress_tokens"):
-        generator.generate(PROMPTS, greedy)
+    for name, value in {"suppress_tokens": [5], "min_new_tokens": 12}.items():
+        monkeypatch.setattr(own, name, value)
+        with pytest.raises(UserError, match=f"generation_config sets .*{name}"):
+            generator.generate(PROMPTS, greedy)
 
 
 def test_row_sampler_draws_from_the_softmax_with_each_rows_own_seed():
