@@ -216,7 +216,7 @@ def load_for_training(
     device."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .models import load_policy, resolve_model
+    from .models import from_hub, load_policy, resolve_model
 
     quantized = quantization_config(settings, precision.dtype if cuda else None)
     if quantized is None:
@@ -229,14 +229,15 @@ def load_for_training(
                 "QLoRA starts from the base model; merge the policy adapter first or use dpo.quantization=none"
             )
         path = resolve_model(policy_model)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(
-            path,
-            quantization_config=quantized,
-            dtype=precision.dtype,
-            use_safetensors=True,
-            device_map=device_map(cuda),
-        )
+        with from_hub(path):
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(
+                path,
+                quantization_config=quantized,
+                dtype=precision.dtype,
+                use_safetensors=True,
+                device_map=device_map(cuda),
+            )
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=settings.gradient_checkpointing)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -411,7 +411,7 @@ def build_generator(
     from transformers import AutoConfig, AutoTokenizer
 
     from .config import project_path
-    from .models import attach_adapter, load_policy, resolve_model
+    from .models import attach_adapter, from_hub, load_policy, resolve_model
 
     base_adapter = str(project_path(profile.policy_adapter)) if profile.policy_adapter else None
     extra = str(project_path(extra_adapter)) if extra_adapter else None
@@ -423,10 +423,13 @@ def build_generator(
     if base_adapter and extra:
         raise UserError("vLLM serves one LoRA adapter at a time; merge the policy adapter into the base model first")
     path = resolve_model(profile.policy_model)
+    with from_hub(path):
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=profile.trust_remote_code)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=profile.trust_remote_code)
     return VLLMGenerator(
         path,
-        AutoTokenizer.from_pretrained(path, trust_remote_code=profile.trust_remote_code),
-        AutoConfig.from_pretrained(path, trust_remote_code=profile.trust_remote_code),
+        tokenizer,
+        config,
         max_model_len=max_model_len or profile.max_model_len,
         tensor_parallel_size=profile.tensor_parallel_size,
         gpu_memory_utilization=profile.gpu_memory_utilization,

@@ -112,11 +112,11 @@ def load_tokenizer(profile: Profile):
     """The policy's tokenizer alone (token budgets and checks need no weights)."""
     from transformers import AutoTokenizer
 
-    from .models import resolve_model
+    from .models import from_hub, resolve_model
 
-    return AutoTokenizer.from_pretrained(
-        resolve_model(profile.policy_model), trust_remote_code=profile.trust_remote_code
-    )
+    path = resolve_model(profile.policy_model)
+    with from_hub(path):
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=profile.trust_remote_code)
 
 
 def pairs(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> dict:
@@ -185,11 +185,11 @@ def model_limit(profile: Profile) -> int | None:
     """The policy's own context limit (`max_position_embeddings` of its config), None when it does not say."""
     from transformers import AutoConfig
 
-    from .models import resolve_model
+    from .models import from_hub, resolve_model
 
-    config = AutoConfig.from_pretrained(
-        resolve_model(profile.policy_model), trust_remote_code=profile.trust_remote_code
-    )
+    path = resolve_model(profile.policy_model)
+    with from_hub(path):
+        config = AutoConfig.from_pretrained(path, trust_remote_code=profile.trust_remote_code)
     return getattr(config, "max_position_embeddings", None)
 
 
