@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,8 @@ def run_study(
         records, study, load_embedder(profile.embedding_model, profile.embedder_trust_remote_code), profile.seed
     )
     policies = [study[c["id"].split("/")[0]][0] for c in copies]
-    rollouts = roll_batch(copies, build_generator(profile), profile, desc="ablation rounds", policies=policies)
+    with closing(build_generator(profile)) as generator:
+        rollouts = roll_batch(copies, generator, profile, desc="ablation rounds", policies=policies)
     write_jsonl(done, rollouts)
     return rollouts
 

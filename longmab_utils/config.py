@@ -143,12 +143,12 @@ class Profile:
     """Chunk-selection policy: `ucb` (the paper) or a baseline from bandit.POLICIES."""
     reward_subem_on: Literal["response", "answer"] = "response"
     """Rollout reward's SubEM over the whole `response` (reference) or the extracted `answer`."""
-    temperature: Annotated[float, Field(ge=0)] = 1.0
-    """Sampling temperature of probe and rollout."""
+    temperature: Annotated[float, Field(ge=0, le=2)] = 1.0
+    """Sampling temperature of probe and rollout (vLLM's range, 0 to 2)."""
     top_p: Annotated[float, Field(gt=0, le=1)] = 0.95
     """Nucleus sampling mass."""
-    presence_penalty: float = 1.0
-    """Subtracted once from the logit of every token already generated."""
+    presence_penalty: Annotated[float, Field(ge=-2, le=2)] = 1.0
+    """Subtracted once from the logit of every token already generated (vLLM's range, -2 to 2)."""
     max_new_tokens: Count = 1024
     """Token limit of each rollout response."""
     rollout_batch: Count = 50

@@ -203,11 +203,17 @@ def plain_progress(handler: Any) -> None:
 
 
 def completion_logps(model: Any, ids: Sequence[int], prompt_length: int) -> torch.Tensor:
-    """Log-probability of each token after the first `prompt_length` under `model`, as DPO sums them (notebook 05)."""
+    """Log-probability of each token after the first `prompt_length` under `model`, as DPO sums them (notebook 05).
+
+    Only the positions that predict a completion token get logits (`logits_to_keep`): the whole sequence's
+    full-vocabulary logits in fp32 would be 8 GB at 6.7k tokens and a 152k vocabulary.
+    """
+    completion = len(ids) - prompt_length
     with torch.no_grad():
-        logits = model(torch.tensor([list(ids)], device=model.device)).logits[0, :-1].float()
-    targets = torch.tensor(list(ids[1:]), device=logits.device)
-    return torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[prompt_length - 1 :, 0].cpu()
+        output = model(torch.tensor([list(ids)], device=model.device), logits_to_keep=completion + 1)
+    logits = output.logits[0, :-1].float()  # row j predicts completion token j; the last position predicts none
+    targets = torch.tensor(list(ids[prompt_length:]), device=logits.device)
+    return torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0].cpu()
 
 
 def load_for_training(
@@ -217,7 +223,7 @@ def load_for_training(
     device."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .models import load_policy, resolve_model
+    from .models import from_hub, load_policy, resolve_model
 
     quantized = quantization_config(settings, precision.dtype if cuda else None)
     if quantized is None:
@@ -230,14 +236,15 @@ def load_for_training(
                 "QLoRA starts from the base model; merge the policy adapter first or use dpo.quantization=none"
             )
         path = resolve_model(policy_model)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(
-            path,
-            quantization_config=quantized,
-            dtype=precision.dtype,
-            use_safetensors=True,
-            device_map=device_map(cuda),
-        )
+        with from_hub(path):
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(
+                path,
+                quantization_config=quantized,
+                dtype=precision.dtype,
+                use_safetensors=True,
+                device_map=device_map(cuda),
+            )
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=settings.gradient_checkpointing)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -248,6 +255,21 @@ def last_checkpoint(trainer_dir: Path) -> str | None:
     """The newest `checkpoint-N` folder a crashed run left, or None."""
     found = sorted(trainer_dir.glob("checkpoint-*"), key=lambda p: int(p.name.rpartition("-")[2]))
     return str(found[-1]) if found else None
+
+
+def shared_dataset(rows: list[dict], folder: Path, args: Any) -> Any:
+    """`rows` as a dataset stored in `folder`, written by rank 0 before the other ranks read it.
+
+    TRL caches precomputed reference log-probs next to the dataset's own files, and only rank 0 writes them; an
+    in-memory dataset would put that cache in a temporary folder of each process, so the other ranks of a
+    distributed launch would look for a file that only rank 0 has.
+    """
+    from datasets import Dataset, load_from_disk
+
+    with args.main_process_first(local=False, desc=f"storing {folder.name}"):
+        if is_main_process():
+            Dataset.from_list(rows).save_to_disk(str(folder))
+        return load_from_disk(str(folder))
 
 
 def train_dpo(
@@ -266,7 +288,6 @@ def train_dpo(
     """
     import shutil
 
-    from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     pairs = read_records(pairs_path)
@@ -286,11 +307,12 @@ def train_dpo(
     steps = total_steps(len(train), settings, world_size())
     kwargs = dpo_config_kwargs(settings, str(trainer_dir), precision, capability is not None, bool(val), steps)
     with quiet_training():
+        args = DPOConfig(**kwargs)
         trainer = DPOTrainer(
             model=model,
-            args=DPOConfig(**kwargs),
-            train_dataset=Dataset.from_list([to_trl(p) for p in train]),
-            eval_dataset=Dataset.from_list([to_trl(p) for p in val]) if val else None,
+            args=args,
+            train_dataset=shared_dataset([to_trl(p) for p in train], trainer_dir / "train_pairs", args),
+            eval_dataset=shared_dataset([to_trl(p) for p in val], trainer_dir / "val_pairs", args) if val else None,
             processing_class=tokenizer,
             peft_config=lora_config(settings),
             callbacks=list(callbacks),

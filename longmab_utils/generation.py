@@ -8,7 +8,6 @@ presence penalty that vLLM applies is implemented here as a logits processor.
 
 from __future__ import annotations
 
-import gc
 import importlib.util
 import inspect
 from collections.abc import Sequence
@@ -17,9 +16,16 @@ from typing import Any, Protocol
 
 import torch
 from tqdm.auto import tqdm
-from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+from transformers import (
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from .errors import UserError
+from .hardware import free_gpu_memory
 from .seeds import derive_seed
 
 Messages = list[dict[str, str]]
@@ -126,11 +132,53 @@ def fit_context(ids: list[int], context: int | None, new_tokens: int) -> list[in
     return middle_truncate(ids, max(2, context - new_tokens))
 
 
-def free_gpu_memory() -> None:
-    """Collect garbage and return cached CUDA blocks, so the next model finds the memory free."""
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+NEUTRAL_GENERATION = {
+    "do_sample": False,  # the draw happens in RowSampler, one generator per row
+    "num_beams": 1,
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0,
+    "min_length": 0,
+    "guidance_scale": 1.0,
+    "remove_invalid_values": False,
+    # transformers' own defaults of its sampling warpers, inert with do_sample off (the model's would draw a warning)
+    "temperature": 1.0,
+    "top_k": 50,
+    "top_p": 1.0,
+    "typical_p": 1.0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+}
+"""Every transformers setting that changes the logits, at the value that leaves them alone: `generate` fills each
+setting a config leaves unset from the model's own `generation_config` (Qwen2.5-Instruct: repetition penalty 1.05)."""
+
+UNNEUTRAL_SETTINGS = (
+    "min_new_tokens",  # 0 is neutral, but transformers warns when it and min_length are both set
+    "forced_bos_token_id",
+    "forced_eos_token_id",
+    "bad_words_ids",
+    "sequence_bias",
+    "exponential_decay_length_penalty",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+)
+"""Logit-changing settings that have no neutral value but unset, which `generate` would take from the model."""
+
+
+def neutral_generation_config(model: Any, max_new_tokens: int, stop_ids: list[int], pad_id: int) -> GenerationConfig:
+    """The kit's decoding settings and nothing of the model's `generation_config`; a model whose config sets a
+    logit-changing setting that cannot be neutralised is refused."""
+    own = getattr(model, "generation_config", None)
+    inherited = [name for name in UNNEUTRAL_SETTINGS if getattr(own, name, None) not in (None, [], {})]
+    if inherited:
+        raise UserError(
+            f"the model's generation_config sets {', '.join(inherited)}, which the kit's sampling does not include; "
+            "set them to None in model.generation_config"
+        )
+    return GenerationConfig(
+        **NEUTRAL_GENERATION, max_new_tokens=max_new_tokens, eos_token_id=stop_ids, pad_token_id=pad_id
+    )
 
 
 class HFGenerator:
@@ -183,6 +231,9 @@ class HFGenerator:
     ) -> list[str]:
         """Generate one response per prompt, in prompt order; each row samples from its own seed."""
         encoded = [fit_context(ids, self.context, sampling.max_new_tokens) for ids in self.encode(prompts)]
+        config = neutral_generation_config(
+            self.model, sampling.max_new_tokens, self.stop_ids, self.tokenizer.pad_token_id
+        )
         row_seeds = prompt_seeds(sampling, len(encoded), seeds)
         order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
         outputs: list[str] = [""] * len(encoded)
@@ -195,15 +246,7 @@ class HFGenerator:
             prompt_length = padded["input_ids"].shape[1]
             processors = sampling_processors(sampling, prompt_length, [row_seeds[i] for i in batch], self.model.device)
             generated = self.model.generate(
-                **padded,
-                do_sample=False,  # the draw happens in RowSampler, one generator per row
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                max_new_tokens=sampling.max_new_tokens,
-                logits_processor=LogitsProcessorList(processors),
-                eos_token_id=self.stop_ids,
-                pad_token_id=self.tokenizer.pad_token_id,
+                **padded, generation_config=config, logits_processor=LogitsProcessorList(processors)
             )
             texts = self.tokenizer.batch_decode(generated[:, prompt_length:], skip_special_tokens=True)
             for i, text in zip(batch, texts):
@@ -262,6 +305,7 @@ class VLLMGenerator:
         self.tokenizer = tokenizer
         self.stop_ids = stop_token_ids(tokenizer)
         self.context = capped_model_len(max_model_len, config)
+        free_gpu_memory()  # vLLM wants its share of the GPU free: an embedder used before may still hold its cache
         self.llm = LLM(
             model=model_path,
             tokenizer=model_path,
@@ -319,15 +363,27 @@ class VLLMGenerator:
         return [output.outputs[0].text for output in outputs]
 
 
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+"""The `max_lora_rank` values vLLM's engine accepts (it refuses any other)."""
+
+
+def vllm_lora_rank(rank: int) -> int:
+    """The smallest `max_lora_rank` vLLM accepts that holds an adapter of `rank` (at least 16, vLLM's default)."""
+    fitting = [allowed for allowed in VLLM_LORA_RANKS if allowed >= max(16, rank)]
+    if not fitting:
+        raise UserError(f"LoRA rank {rank} is above vLLM's largest max_lora_rank {VLLM_LORA_RANKS[-1]}; use backend=hf")
+    return fitting[0]
+
+
 def lora_engine_kwargs(adapter: str | None) -> dict[str, Any]:
-    """vLLM engine arguments that serve `adapter`: LoRA on, at the adapter's own rank (vLLM's default cap is 16)."""
+    """vLLM engine arguments that serve `adapter`: LoRA on, with a rank cap vLLM allows that holds the adapter's."""
     if adapter is None:
         return {}
     import json
     from pathlib import Path
 
     rank = json.loads((Path(adapter) / "adapter_config.json").read_text())["r"]
-    return {"enable_lora": True, "max_lora_rank": max(16, rank), "max_loras": 1}
+    return {"enable_lora": True, "max_lora_rank": vllm_lora_rank(rank), "max_loras": 1}
 
 
 def vllm_available() -> bool:
@@ -355,7 +411,7 @@ def build_generator(
     from transformers import AutoConfig, AutoTokenizer
 
     from .config import project_path
-    from .models import attach_adapter, load_policy, resolve_model
+    from .models import attach_adapter, from_hub, load_policy, resolve_model
 
     base_adapter = str(project_path(profile.policy_adapter)) if profile.policy_adapter else None
     extra = str(project_path(extra_adapter)) if extra_adapter else None
@@ -367,10 +423,13 @@ def build_generator(
     if base_adapter and extra:
         raise UserError("vLLM serves one LoRA adapter at a time; merge the policy adapter into the base model first")
     path = resolve_model(profile.policy_model)
+    with from_hub(path):
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=profile.trust_remote_code)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=profile.trust_remote_code)
     return VLLMGenerator(
         path,
-        AutoTokenizer.from_pretrained(path, trust_remote_code=profile.trust_remote_code),
-        AutoConfig.from_pretrained(path, trust_remote_code=profile.trust_remote_code),
+        tokenizer,
+        config,
         max_model_len=max_model_len or profile.max_model_len,
         tensor_parallel_size=profile.tensor_parallel_size,
         gpu_memory_utilization=profile.gpu_memory_utilization,

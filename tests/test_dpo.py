@@ -265,3 +265,47 @@ def test_completion_logps_are_the_per_token_log_likelihood_of_the_completion():
     with torch.no_grad():
         mean_nll = model(torch.tensor([ids]), labels=labels).loss  # transformers' own shifted cross-entropy
     assert torch.isclose(-logps.mean(), mean_nll, atol=1e-5)
+
+
+@pytest.mark.models
+def test_two_ranks_share_the_precomputed_reference_log_probs(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from longmab_utils.models import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(BUNDLED_POLICY))
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
+    )
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "model")  # random weights: only the data path matters here
+    tokenizer.save_pretrained(tmp_path / "model")
+    pairs = [{**PAIRS[0], "id": f"p{i}", "chosen": f"Answer: Oldtown {i}"} for i in range(10)]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    with socket.socket() as free:  # torchrun's static rendezvous wants a real port, not 0
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port]
+    done = subprocess.run([*launch, "tests/dpo_rank.py", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]  # main: FileNotFoundError for rank 0's cache file on rank 1
+    assert done.stdout.count('trained on {"train_pairs": 9, "val_pairs": 1}') == 2
+    assert (tmp_path / "out" / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_completion_logps_asks_for_logits_at_the_completion_positions_only():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from longmab_utils.dpo import completion_logps
+
+    config = LlamaConfig(
+        vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
+    )
+    model = LlamaForCausalLM(config).eval()
+    shapes = []
+    model.register_forward_hook(lambda module, args, output: shapes.append(tuple(output.logits.shape)))
+    ids, prompt_length = list(range(3, 23)), 16
+    completion_logps(model, ids, prompt_length)
+    assert shapes == [(1, len(ids) - prompt_length + 1, 40)]  # not one row per prompt token (8 GB on a long prompt)

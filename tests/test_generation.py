@@ -1,6 +1,10 @@
+import sys
+from types import ModuleType, SimpleNamespace
+
 import pytest
 import torch
 
+from longmab_utils import generation
 from longmab_utils.errors import UserError
 from longmab_utils.generation import (
     HFGenerator,
@@ -69,6 +73,19 @@ def test_stop_tokens_include_llama3_end_of_turn():
     assert stop_token_ids(_Vocab()) == [7, 12]
 
 
+def test_vllm_starts_only_after_the_cached_gpu_memory_is_returned(monkeypatch):
+    events = []
+    vllm, request = ModuleType("vllm"), ModuleType("vllm.lora.request")
+    vllm.LLM, vllm.SamplingParams = lambda **kwargs: events.append("start vLLM"), lambda **kwargs: None
+    request.LoRARequest = lambda *args: None
+    for name, module in {"vllm": vllm, "vllm.lora": ModuleType("vllm.lora"), "vllm.lora.request": request}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(generation, "free_gpu_memory", lambda: events.append("free cache"))
+    tokenizer = SimpleNamespace(eos_token_id=0, get_vocab=dict)
+    generation.VLLMGenerator("model", tokenizer, SimpleNamespace(max_position_embeddings=64))
+    assert events == ["free cache", "start vLLM"]  # an embedder used before in the kernel left its cache behind
+
+
 def test_auto_backend_follows_what_is_installed_and_vllm_is_refused_clearly(monkeypatch):
     from longmab_utils import generation
 
@@ -124,6 +141,34 @@ def test_each_row_samples_from_its_own_seed_whatever_its_batch(generator):
     assert together == alone
     other = generator.generate(PROMPTS, sampling, seeds=[seed + 1 for seed in seeds])
     assert other != together
+
+
+@pytest.mark.models
+def test_hf_generation_config_is_the_kits_whatever_the_model_sets(generator, monkeypatch):
+    greedy = SamplingConfig(temperature=0.0, presence_penalty=0.0, max_new_tokens=12)
+    plain = generator.generate(PROMPTS, greedy)
+    own = generator.model.generation_config
+    for name, value in {"repetition_penalty": 10.0, "no_repeat_ngram_size": 1, "min_length": 40}.items():
+        monkeypatch.setattr(own, name, value)  # what a hub model's generation_config.json may hold
+    effective = []
+    prepare = generator.model._prepare_generation_config
+
+    def spy(*args, **kwargs):
+        config, model_kwargs = prepare(*args, **kwargs)
+        effective.append(config)
+        return config, model_kwargs
+
+    monkeypatch.setattr(generator.model, "_prepare_generation_config", spy)
+    assert generator.generate(PROMPTS, greedy) == plain
+    assert effective and all(
+        (c.repetition_penalty, c.no_repeat_ngram_size, c.min_length, c.min_new_tokens, c.do_sample, c.max_new_tokens)
+        == (1.0, 0, 0, None, False, 12)
+        for c in effective
+    )
+    for name, value in {"suppress_tokens": [5], "min_new_tokens": 12}.items():
+        monkeypatch.setattr(own, name, value)
+        with pytest.raises(UserError, match=f"generation_config sets .*{name}"):
+            generator.generate(PROMPTS, greedy)
 
 
 def test_row_sampler_draws_from_the_softmax_with_each_rows_own_seed():

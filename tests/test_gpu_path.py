@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from test_rollout import priors_records
 
 from longmab_utils import generation, models, pipeline
 from longmab_utils.config import PROFILES, get_profile
@@ -107,6 +108,35 @@ def test_the_embedder_loads_only_after_the_policy_is_freed(tmp_path, monkeypatch
     assert summary["valid_probes"] == len(samples) and ledger.events == ["load policy", "free policy", "load embedder"]
 
 
+class InterruptedGenerator(FakeGenerator):
+    """Ctrl-C arrives during the first generation."""
+
+    def generate(self, prompts, sampling, desc="generate", seeds=None):
+        raise KeyboardInterrupt
+
+
+def interrupted_step(name, run_dir):
+    """Run one pipeline step on the smoke profile (rollout over written priors, evaluation with an adapter)."""
+    profile = get_profile("smoke", {"prior": "random"})
+    if name == "probe":
+        return pipeline.probe(profile, run_dir)
+    if name == "rollout":
+        (run_dir / "priors.jsonl").write_text("".join(json.dumps(r) + "\n" for r in priors_records(2)))
+        return pipeline.rollout(profile, run_dir)
+    (run_dir / "adapter").mkdir()
+    return pipeline.evaluate(profile, run_dir, str(run_dir / "adapter"), "data/sample/tiny/eval")
+
+
+@pytest.mark.parametrize("name", ["probe", "rollout", "evaluate"])
+def test_a_step_interrupted_mid_generation_still_closes_its_engine(tmp_path, monkeypatch, name):
+    ledger = Ledger()
+    monkeypatch.setattr(generation, "build_generator", lambda profile, *args, **kwargs: InterruptedGenerator(ledger))
+    monkeypatch.setattr(pipeline, "model_limit", lambda profile: 8192)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted_step(name, tmp_path)
+    assert ledger.events == ["load policy", "free policy"]  # a rerun in the same kernel finds the GPU free
+
+
 # The model's own context: Llama-3.1 131,072, Qwen2.5 32,768, SmolLM2 8,192.
 LIMITS = {"paper": 131072, "gpu-16gb": 32768}
 
@@ -138,8 +168,20 @@ def test_vllm_serves_the_adapter_at_its_own_rank(tmp_path):
     (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 64}))
     assert lora_engine_kwargs(str(tmp_path)) == {"enable_lora": True, "max_lora_rank": 64, "max_loras": 1}
     (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 8}))
-    assert lora_engine_kwargs(str(tmp_path))["max_lora_rank"] == 16  # vLLM's smallest cap
+    assert lora_engine_kwargs(str(tmp_path))["max_lora_rank"] == 16  # vLLM's default cap
     assert lora_engine_kwargs(None) == {}
+
+
+@pytest.mark.parametrize(("rank", "cap"), [(1, 16), (16, 16), (24, 32), (48, 64), (300, 320), (321, 512), (512, 512)])
+def test_vllm_gets_a_lora_rank_cap_it_allows(tmp_path, rank, cap):
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": rank}))
+    assert lora_engine_kwargs(str(tmp_path))["max_lora_rank"] == cap
+
+
+def test_a_lora_rank_above_vllms_largest_cap_is_a_clear_error(tmp_path):
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 513}))
+    with pytest.raises(UserError, match="LoRA rank 513 is above vLLM's largest max_lora_rank 512"):
+        lora_engine_kwargs(str(tmp_path))
 
 
 def test_remote_code_needs_an_explicit_opt_in_before_anything_loads(tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ class FakeGenerator:
     def __init__(self, answers):
         self.answers = answers
         self.calls = 0
+        self.closed = False
 
     def generate(self, prompts, sampling, desc="", seeds=None):
         self.calls += 1
@@ -31,6 +32,9 @@ class FakeGenerator:
             answer = gold if f"holds {gold}" in content or lucky else "Nobody"
             texts.append(f"Reasoning: I read it.\nAnswer: {answer}")
         return texts
+
+    def close(self):
+        self.closed = True
 
 
 def priors_records(n=5):
