@@ -23,7 +23,7 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=
 # (tests/test_colab_sim.py). Rebuilt only when the freeze or what the set-up installs changes: the stamp's name is
 # their hash. The freeze comes from googlecolab/backend-info (README, "Running on Colab").
 PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) python3.13)
-COLAB_FREEZE ?= ../shared/colab/pip-freeze.gpu.txt
+COLAB_FREEZE ?= constraints/colab-runtime/pip-freeze.gpu.txt
 COLAB_VENV := .venv-colab
 COLAB_INPUTS := $(COLAB_FREEZE) constraints/colab.txt $(MODELS) pyproject.toml longmab_utils/colab.py tests/colab_sim.py
 COLAB_STAMP = $(COLAB_VENV)/.installed-$(shell cat $(COLAB_INPUTS) | sha256sum | cut -c1-16)
