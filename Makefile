@@ -60,7 +60,7 @@ $(COLAB_STAMP): | $(STAMP)
 
 colab-sim: setup $(COLAB_STAMP)
 	$(BIN)/python tests/colab_sim.py refresh $(COLAB_VENV)
-	cd $(COLAB_VENV)/content/kit && $(OFFLINE) ../../bin/python -m pytest -q -p no:cacheprovider -m colab tests/test_colab_sim.py
+	cd $(COLAB_VENV)/content/kit && $(OFFLINE) ../../bin/python -m pytest -q -p no:cacheprovider --durations=5 -m colab tests/test_colab_sim.py
 
 reproduce: setup
 	$(OFFLINE) $(BIN)/python -m longmab_utils reproduce --profile $(PROFILE)
@@ -71,7 +71,7 @@ lab: setup
 
 test: setup libs pins
 	$(BIN)/ruff check . && $(BIN)/ruff format --check --quiet .
-	$(OFFLINE) $(BIN)/python -m pytest -q
+	$(OFFLINE) $(BIN)/python -m pytest -q --durations=15
 	$(OFFLINE) $(LIBS_BIN)/python -m pytest -q -p no:cacheprovider $(LIBS_TESTS)
 	$(MAKE) --no-print-directory colab-sim
 
