@@ -1,5 +1,7 @@
 """The UCB sampler, its vectorised batch version, the baselines and the regret simulator."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -37,6 +39,52 @@ def test_exact_update_rule():
     assert sampler.values[0] == pytest.approx(0.5 + (1.0 - 0.5) / 2)
     sampler.select(1)
     assert sampler.scores()[1] > 1000, "an unpulled arm carries a huge bonus after round 1"
+
+
+def test_ucb_scores_are_the_numbers_worked_by_hand():
+    # priors (0.5, 0.2, 0.9), k = 1. Round 1: ln 1 = 0, so the scores are the priors and arm 2 is pulled; reward 0
+    # gives c = 1 and v = 0.9 + (0 - 0.9) / (1 + 1) = 0.45. Round 2: 2 ln 2 = 1.3862943611198906, so the unpulled
+    # arms score v + sqrt(1.3862943611198906 / 1e-6) = v + 1177.4100225154746 and arm 2 scores
+    # 0.45 + sqrt(1.3862943611198906 / 1.000001) = 0.45 + 1.177409433810905.
+    expected = [1177.9100225154746, 1177.6100225154746, 1.627409433810905]
+    sampler, batch = UCBChunkSampler([0.5, 0.2, 0.9]), BatchUCB([[0.5, 0.2, 0.9], [0.5, 0.2, 0.9]])
+    assert sampler.select(1).tolist() == [2] and [s.tolist() for s in batch.select(1)] == [[2], [2]]
+    sampler.update([2], 0.0)
+    batch.update([np.array([2]), np.array([2])], [0.0, 0.0])
+    assert sampler.values.tolist() == [0.5, 0.2, 0.45] and sampler.counts.tolist() == [0, 0, 1]
+    sampler.select(1)
+    batch.select(1)
+    np.testing.assert_allclose(sampler.scores(), expected, rtol=1e-12)
+    np.testing.assert_allclose(batch.scores(), [expected, expected], rtol=1e-12)
+
+
+def reference_trajectory(priors: list[float], k: int, rewards: list[float]) -> list[tuple[list[int], list[float]]]:
+    """The reference's sampler transcribed from METHOD.md section 3, one scalar at a time (ties: lower index)."""
+    values, counts, t, trajectory = list(priors), [0] * len(priors), 0, []
+    for reward in rewards:
+        t += 1
+        scores = [values[i] + math.sqrt(2 * math.log(t) / (counts[i] + 1e-6)) for i in range(len(values))]
+        chosen = sorted(sorted(range(len(values)), key=lambda i: (-scores[i], i))[: min(k, len(values))])
+        for i in chosen:
+            counts[i] += 1
+            values[i] += (reward - values[i]) / (counts[i] + 1)
+        trajectory.append((chosen, list(values)))
+    return trajectory
+
+
+@given(st.integers(1, 12), st.integers(1, 5), st.integers(0, 2**32 - 1))
+@settings(max_examples=200)
+def test_samplers_replay_the_reference_trajectory(n, k, seed):
+    rng = np.random.default_rng(seed)
+    priors, rewards = rng.random(n).tolist(), rng.random(20).tolist()  # distinct almost surely: no ties
+    single, batch = UCBChunkSampler(priors), BatchUCB([priors])
+    for (chosen, values), reward in zip(reference_trajectory(priors, k, rewards), rewards):
+        picked, [batch_picked] = single.select(k), batch.select(k)
+        assert picked.tolist() == chosen == batch_picked.tolist()
+        single.update(picked, reward)
+        batch.update([batch_picked], [reward])
+        np.testing.assert_allclose(single.values, values, rtol=1e-12)
+        np.testing.assert_allclose(batch.values[0], values, rtol=1e-12)
 
 
 @given(priors_st, st.integers(1, 5), st.integers(0, 2**32 - 1))
