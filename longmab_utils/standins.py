@@ -23,7 +23,7 @@ FIXTURE_SOURCE = PROJECT_ROOT / "data" / "sample" / "tiny" / "train.jsonl"
 WARMSTART_ADAPTER = "data/warmstart_adapter"
 # Sizes that make a profile's course take minutes on two cores, in bundled-policy tokens.
 SIZES: dict[str, Any] = {
-    "max_samples": 8,
+    "max_samples": 4,
     "rounds": 4,
     "chunk_size": 80,
     "probe_max_new_tokens": 96,
