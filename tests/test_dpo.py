@@ -27,6 +27,16 @@ from longmab_utils.hardware import precision
 from longmab_utils.models import BUNDLED_POLICY, load_policy
 
 
+def tiny_llama(vocab_size: int):
+    """A one-layer random Llama in eval mode: the shapes of a causal LM, in milliseconds."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
+    )
+    return LlamaForCausalLM(config).eval()
+
+
 def real_config(tmp_path, settings: DPOSettings, steps: int = 100, has_eval: bool = True):
     """A real TRL DPOConfig built from our settings, as a CPU run builds it."""
     from trl import DPOConfig
@@ -249,15 +259,10 @@ def test_plain_progress_replaces_the_metric_table_with_a_silent_step_bar():
 
 
 def test_completion_logps_are_the_per_token_log_likelihood_of_the_completion():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from longmab_utils.dpo import completion_logps
 
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
-    )
-    model = LlamaForCausalLM(config).eval()
+    model = tiny_llama(vocab_size=40)
     ids, prompt_length = [3, 17, 5, 9, 22, 31, 8], 4
     logps = completion_logps(model, ids, prompt_length)
     assert logps.shape == (len(ids) - prompt_length,) and bool((logps < 0).all())
@@ -273,15 +278,12 @@ def test_two_ranks_share_the_precomputed_reference_log_probs(tmp_path):
     import subprocess
     import sys
 
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer
 
     from longmab_utils.models import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(BUNDLED_POLICY))
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
-    )
-    LlamaForCausalLM(config).save_pretrained(tmp_path / "model")  # random weights: only the data path matters here
+    tiny_llama(len(tokenizer)).save_pretrained(tmp_path / "model")  # random weights: only the data path matters here
     tokenizer.save_pretrained(tmp_path / "model")
     pairs = [{**PAIRS[0], "id": f"p{i}", "chosen": f"Answer: Oldtown {i}"} for i in range(10)]
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
@@ -296,14 +298,9 @@ def test_two_ranks_share_the_precomputed_reference_log_probs(tmp_path):
 
 
 def test_completion_logps_asks_for_logits_at_the_completion_positions_only():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from longmab_utils.dpo import completion_logps
 
-    config = LlamaConfig(
-        vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
-    )
-    model = LlamaForCausalLM(config).eval()
+    model = tiny_llama(vocab_size=40)
     shapes = []
     model.register_forward_hook(lambda module, args, output: shapes.append(tuple(output.logits.shape)))
     ids, prompt_length = list(range(3, 23)), 16
