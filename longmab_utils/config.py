@@ -267,11 +267,12 @@ PROFILES: dict[str, Profile] = {
         rounds=4,  # with 48-token answers: 2 pairs from 6 samples (fewer rounds or tokens yield none or one)
         probe_max_new_tokens=24,
         max_new_tokens=48,
-        rollout_batch=2,
-        gen_batch_size=4,
+        rollout_batch=6,  # all samples in one batch: the same rollout.jsonl as batches of 2 (deviation 11), 40% faster
+        gen_batch_size=6,
         eval_max_input_len=512,
         eval_max_new_tokens=16,
         eval_max_items=2,
+        ablation_samples=2,  # 07 runs every policy once per sample: 2 keep its checks meaningful in a third of 5's time
     ),
 }
 

@@ -36,6 +36,9 @@ SIZES: dict[str, Any] = {
     "eval_max_input_len": 1024,
     "eval_max_new_tokens": 64,
     "eval_max_items": 2,
+    "rollout_batch": 4,  # one batch per round and one for the probes: batching changes no response (deviation 11)
+    "gen_batch_size": 4,
+    "eval_batch_size": 6,  # the 6 evaluation prompts (3 sets x 2 items) in one batch
     "ablation_samples": 4,
     "cell_timeout": 1800,
 }

@@ -154,24 +154,23 @@ def test_shards_merge_into_the_sample_order(tmp_path, profile):
 
 @pytest.mark.models
 def test_how_the_work_is_cut_never_changes_the_data(tmp_path):
-    """Real smoke models, a seed past 2**40: two runs, another batch size, and two shards merged, byte for byte."""
+    """Real smoke models, a seed past 2**40: two probes; one batch, two batches and two shards merged, byte for byte."""
     import shutil
 
     from longmab_utils import pipeline
 
-    cheap = {"seed": 2**40, "max_samples": 3, "rounds": 2, "max_new_tokens": 16}
+    cheap = {"seed": 2**40, "max_samples": 3, "rounds": 2, "max_new_tokens": 16, "rollout_batch": 3}
     profile = get_profile("smoke", cheap)
-    runs = {name: tmp_path / name for name in ("once", "again", "batch3", "sharded")}
-    for name in ("once", "again"):
-        pipeline.probe(profile, runs[name])
-    assert (runs["once"] / "priors.jsonl").read_bytes() == (runs["again"] / "priors.jsonl").read_bytes()
-    for name in ("batch3", "sharded"):
+    runs = {name: tmp_path / name for name in ("once", "batch2", "sharded")}
+    pipeline.probe(profile, runs["once"])
+    pipeline.probe(profile, tmp_path / "again")
+    assert (runs["once"] / "priors.jsonl").read_bytes() == (tmp_path / "again" / "priors.jsonl").read_bytes()
+    for name in ("batch2", "sharded"):
         runs[name].mkdir()
         for artifact in ("samples.jsonl", "priors.jsonl", "probe_summary.json", "settings.json"):
             shutil.copy(runs["once"] / artifact, runs[name] / artifact)
-    pipeline.rollout(profile, runs["once"])
-    pipeline.rollout(profile, runs["again"])
-    pipeline.rollout(get_profile("smoke", {**cheap, "rollout_batch": 3}), runs["batch3"])
+    pipeline.rollout(profile, runs["once"])  # one batch of 3
+    pipeline.rollout(get_profile("smoke", {**cheap, "rollout_batch": 2}), runs["batch2"])  # batches of 2 and 1
     for index in range(2):
         pipeline.rollout(profile, runs["sharded"], f"{index}/2")
     pipeline.merge(profile, runs["sharded"], 2)
