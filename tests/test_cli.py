@@ -174,12 +174,12 @@ def test_probe_writes_priors_for_every_kept_sample(probed):
         assert record["probe"] and record["evidence_chunks"]
 
 
-def rollout_into(probed: Path, run_dir: Path) -> subprocess.Popen:
+def rollout_into(probed: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
     run_dir.mkdir()
     for artifact in ("samples.jsonl", "priors.jsonl"):
         shutil.copy(probed / artifact, run_dir / artifact)
     out = subprocess.DEVNULL
-    return subprocess.Popen(command("rollout", run_dir), cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.PIPE)
+    return subprocess.Popen(command("rollout", run_dir, *extra), cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.PIPE)
 
 
 def finish(process: subprocess.Popen) -> None:
@@ -201,7 +201,9 @@ def test_rollout_is_deterministic_and_survives_sigkill(probed, rolled, tmp_path)
     finish(rollout_into(probed, tmp_path / "again"))
     assert (tmp_path / "again" / "rollout.jsonl").read_bytes() == reference
 
-    killed = rollout_into(probed, tmp_path / "killed")
+    # One sample per batch, so that the samples finish one by one (smoke's batch of 6 writes all three at once);
+    # the resumed run takes the other two in one batch: the batch changes nothing that is recorded.
+    killed = rollout_into(probed, tmp_path / "killed", "--set", "rollout_batch=1")
     partial = tmp_path / "killed" / "rollout.jsonl"
     while killed.poll() is None and not (partial.exists() and partial.read_bytes().count(b"\n") >= 1):
         time.sleep(0.02)
