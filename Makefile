@@ -15,8 +15,8 @@ LIBS_STAMP := $(LIBS_VENV)/.installed
 LIBS_PIP := pip==26.3
 # build-data's errors, DPO (config, two ranks, a smoke run with gradient checkpointing), evaluation, and
 # generation's settings (-k keeps the other files whole and drops test_generation's model-loading tests but the
-# one on the config `generate` uses: the rest of the HF path is the same code, 40 s more).
-LIBS_TESTS := tests/test_builddata.py tests/test_dpo.py tests/test_evaluation.py tests/test_generation.py -k "test_dpo or test_evaluation or not models or generation_config"
+# ones on the config `generate` uses and on the fast path: the rest of the HF path is the same code, 40 s more).
+LIBS_TESTS := tests/test_builddata.py tests/test_dpo.py tests/test_evaluation.py tests/test_generation.py -k "test_dpo or test_evaluation or not models or generation_config or fast"
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 MPLBACKEND=agg
 # The Colab simulation (tests/colab_sim.py says what it installs): Colab's published GPU runtime in a Python 3.13
 # venv, the set-up cell's code on a copy of the kit in it, `pip check` before and after, then the course there

@@ -88,9 +88,12 @@ PLAN: list[tuple[str, int, str | None]] = [
     ("qlora:gpu-16gb:dtype=bfloat16", 150, "qlora:gpu-16gb:dtype=bfloat16,dpo.max_length=4096,max_prompt_length=3584"),
     ("evaluate:gpu-16gb", 150, "evaluate:gpu-16gb:eval_batch_size=1"),
     ("generate:gpu-16gb", 150, "generate:gpu-16gb:gen_batch_size=2"),
+    ("generate:gpu-16gb:fast_generation=true", 200, "generate:gpu-16gb:fast_generation=true,gen_batch_size=2"),
     ("build:paper", 180, None),
     ("qlora:paper:dtype=bfloat16", 200, None),
     ("qlora:gpu-16gb:dtype=float16", 150, None),
+    ("generate:paper", 150, None),
+    ("generate:paper:fast_generation=true", 200, None),
 ]
 
 
@@ -346,10 +349,47 @@ def stage_qlora(args: argparse.Namespace, spec: str) -> dict[str, Any]:
     }
 
 
-def stage_generate(args: argparse.Namespace, name: str) -> dict[str, Any]:
-    """HF generation throughput through HFGenerator at the rollout and probe prompt shapes."""
+def device_bandwidth() -> float | None:
+    """Measured device-memory bandwidth in bytes/s (a 2 GiB copy reads and writes 4 GiB), None on a CPU."""
+    import torch
 
-    from longmab_utils.generation import HFGenerator, SamplingConfig
+    if not torch.cuda.is_available():
+        return None
+    source = torch.empty(GIB, dtype=torch.float16, device="cuda")
+    target = torch.empty_like(source)
+    target.copy_(source)
+    synchronize()
+    began = time.perf_counter()
+    for _ in range(5):
+        target.copy_(source)
+    synchronize()
+    seconds = time.perf_counter() - began
+    del source, target
+    torch.cuda.empty_cache()
+    return 5 * 2 * 2 * GIB / seconds
+
+
+def kv_bytes_per_token(config: Any, element_size: int) -> int:
+    """Bytes of keys and values one token holds across the layers of a decoder of `config`."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * element_size
+
+
+def timed(call: Any, *args: Any, **kwargs: Any) -> float:
+    """Seconds `call(*args, **kwargs)` takes, CUDA work included."""
+    synchronize()
+    began = time.perf_counter()
+    call(*args, **kwargs)
+    synchronize()
+    return time.perf_counter() - began
+
+
+def stage_generate(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    """HFGenerator throughput at the rollout and probe prompt shapes, on the profile's path (`fast_generation`):
+    prefill alone, then decoding (twice on the fast path, whose first call compiles), and the decode step's share
+    of the memory-bandwidth bound (weights plus the KV cache read once per step)."""
+
+    from longmab_utils.generation import PREFILL_CHUNK, HFGenerator, SamplingConfig
     from longmab_utils.models import load_policy
     from longmab_utils.prompts import user_message
 
@@ -357,32 +397,43 @@ def stage_generate(args: argparse.Namespace, name: str) -> dict[str, Any]:
     profile = profile_for(args, name, **overrides)
     fraction = cap_memory(shape_of(args, name)["cap_gib"])
     model, tokenizer = load_policy(profile.policy_model, None, profile.dtype)
-    generator = HFGenerator(model, tokenizer, batch_size=profile.gen_batch_size)
+    chunk = (16 if args.dry else PREFILL_CHUNK) if profile.fast_generation else None
+    batch = profile.gen_batch_size
+    generator = HFGenerator(model, tokenizer, batch_size=batch, prefill_chunk=chunk)
     new_tokens = 8 if args.dry else 256
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    per_token = kv_bytes_per_token(model.config, next(model.parameters()).element_size())
+    bandwidth = device_bandwidth()
     shapes = {
         "rollout": profile.top_k * profile.chunk_size,  # top-k chunks of chunk_size tokens
         "probe": 2 * profile.top_k * profile.chunk_size,  # the whole context (the long set: 6k-12k tokens)
     }
     result: dict[str, Any] = {
         "profile": name,
+        "path": "fast" if chunk else "default",
+        "prefill_chunk": chunk,
         "dtype": str(next(model.parameters()).dtype),
         "memory_fraction": fraction,
-        "batch": profile.gen_batch_size,
+        "batch": batch,
         "new_tokens": new_tokens,
+        "bandwidth_gb_s": round(bandwidth / 1e9, 1) if bandwidth else None,
         "counting": "every sequence is assumed to run to new_tokens (random weights almost never emit a stop token)",
     }
     for phase, tokens in shapes.items():
-        prompts = [user_message(filler(tokenizer, tokens, i)) for i in range(profile.gen_batch_size)]
+        prompts = [user_message(filler(tokenizer, tokens, i)) for i in range(batch)]
+        prefill = timed(generator.generate, prompts, SamplingConfig(max_new_tokens=1, seed=0), desc=phase)
         sampling = SamplingConfig(max_new_tokens=new_tokens, seed=0)
-        synchronize()
-        began = time.perf_counter()
-        generator.generate(prompts, sampling, desc=phase)
-        synchronize()
-        seconds = time.perf_counter() - began
+        runs = [timed(generator.generate, prompts, sampling, desc=phase) for _ in range(2 if chunk else 1)]
+        step = (runs[-1] - prefill) / (new_tokens - 1)
+        bound = (weights + per_token * batch * (tokens + new_tokens / 2)) / bandwidth if bandwidth else None
         result[phase] = {
             "prompt_tokens": tokens,
-            "seconds": round(seconds, 2),
-            "new_tokens_per_s": round(profile.gen_batch_size * new_tokens / seconds, 1),
+            "prefill_seconds": round(prefill, 2),
+            "first_seconds": round(runs[0], 2),
+            "seconds": round(runs[-1], 2),
+            "decode_step_ms": round(1000 * step, 2),
+            "new_tokens_per_s": round(batch * new_tokens / runs[-1], 1),
+            "bandwidth_share": round(bound / step, 3) if bound and step > 0 else None,
         }
     return {**result, **peak()}
 

@@ -157,6 +157,9 @@ class Profile:
     """Sequences per forward pass of the HF backend (probe and rollout)."""
     eval_batch_size: Count | None = None
     """Sequences per forward pass of the HF backend in evaluation, whose prompts are longer (None: gen_batch_size)."""
+    fast_generation: bool = False
+    """HF backend: static KV cache, compiled decoding on CUDA, prefill in 1,024-token chunks (unmeasured on a GPU
+    yet, so off; the device check measures it)."""
     max_model_len: Count | None = 30000
     """Probe/rollout context of vLLM, capped at the model's limit (None: that limit); evaluation derives its own."""
     tensor_parallel_size: Count = 1

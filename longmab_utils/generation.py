@@ -166,9 +166,23 @@ UNNEUTRAL_SETTINGS = (
 """Logit-changing settings that have no neutral value but unset, which `generate` would take from the model."""
 
 
-def neutral_generation_config(model: Any, max_new_tokens: int, stop_ids: list[int], pad_id: int) -> GenerationConfig:
-    """The kit's decoding settings and nothing of the model's `generation_config`; a model whose config sets a
-    logit-changing setting that cannot be neutralised is refused."""
+PREFILL_CHUNK = 1024
+"""Prompt tokens per forward pass of the fast path's prefill: a 12k-token probe row holds a twelfth of its
+activations at a time, and every chunk has the same shape, so the compiled forward is not recompiled per prompt."""
+
+
+def fast_generation_settings(prefill_chunk: int) -> dict[str, Any]:
+    """transformers' settings of the fast path: a static KV cache (whose decoding transformers compiles on CUDA)
+    and prefill in `prefill_chunk`-token pieces."""
+    return {"cache_implementation": "static", "prefill_chunk_size": prefill_chunk}
+
+
+def neutral_generation_config(
+    model: Any, max_new_tokens: int, stop_ids: list[int], pad_id: int, **speed: Any
+) -> GenerationConfig:
+    """The kit's decoding settings and nothing of the model's `generation_config`, plus the `speed` settings
+    (`fast_generation_settings`), which change no logit; a model whose config sets a logit-changing setting that
+    cannot be neutralised is refused."""
     own = getattr(model, "generation_config", None)
     inherited = [name for name in UNNEUTRAL_SETTINGS if getattr(own, name, None) not in (None, [], {})]
     if inherited:
@@ -177,7 +191,7 @@ def neutral_generation_config(model: Any, max_new_tokens: int, stop_ids: list[in
             "set them to None in model.generation_config"
         )
     return GenerationConfig(
-        **NEUTRAL_GENERATION, max_new_tokens=max_new_tokens, eos_token_id=stop_ids, pad_token_id=pad_id
+        **NEUTRAL_GENERATION, **speed, max_new_tokens=max_new_tokens, eos_token_id=stop_ids, pad_token_id=pad_id
     )
 
 
@@ -186,10 +200,13 @@ class HFGenerator:
 
     A model with an unmerged PEFT adapter (`models.attach_adapter(..., merge=False)`) serves base and adapter
     predictions from one copy of the weights: `use_adapter(False)` switches the adapter off.
+    With `prefill_chunk` set (the profile's `fast_generation`), prompts are left-padded to a multiple of it and
+    generated on the fast path (`fast_generation_settings`); the outputs are meant to stay the same.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8):
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8, prefill_chunk: int | None = None):
         self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
+        self.prefill_chunk = prefill_chunk
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -231,8 +248,9 @@ class HFGenerator:
     ) -> list[str]:
         """Generate one response per prompt, in prompt order; each row samples from its own seed."""
         encoded = [fit_context(ids, self.context, sampling.max_new_tokens) for ids in self.encode(prompts)]
+        speed = fast_generation_settings(self.prefill_chunk) if self.prefill_chunk else {}
         config = neutral_generation_config(
-            self.model, sampling.max_new_tokens, self.stop_ids, self.tokenizer.pad_token_id
+            self.model, sampling.max_new_tokens, self.stop_ids, self.tokenizer.pad_token_id, **speed
         )
         row_seeds = prompt_seeds(sampling, len(encoded), seeds)
         order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
@@ -241,7 +259,9 @@ class HFGenerator:
         # One batch: the caller's bar says enough. Passing disable=False would override TQDM_DISABLE.
         quiet = {"disable": True} if len(batches) < 2 else {}
         for batch in tqdm(batches, desc=desc, unit="batch", leave=False, **quiet):
-            padded = self.tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt")
+            padded = self.tokenizer.pad(
+                {"input_ids": [encoded[i] for i in batch]}, return_tensors="pt", pad_to_multiple_of=self.prefill_chunk
+            )
             padded = {k: v.to(self.model.device) for k, v in padded.items()}
             prompt_length = padded["input_ids"].shape[1]
             processors = sampling_processors(sampling, prompt_length, [row_seeds[i] for i in batch], self.model.device)
@@ -419,7 +439,8 @@ def build_generator(
         model, tokenizer = load_policy(profile.policy_model, base_adapter, profile.dtype, profile.trust_remote_code)
         if extra:
             model = attach_adapter(model, extra, merge=False)
-        return HFGenerator(model, tokenizer, batch_size=batch_size or profile.gen_batch_size)
+        chunk = PREFILL_CHUNK if profile.fast_generation else None
+        return HFGenerator(model, tokenizer, batch_size=batch_size or profile.gen_batch_size, prefill_chunk=chunk)
     if base_adapter and extra:
         raise UserError("vLLM serves one LoRA adapter at a time; merge the policy adapter into the base model first")
     path = resolve_model(profile.policy_model)

@@ -80,6 +80,7 @@ STEPS: dict[str, Step] = {
 
 NOT_RECORDED = (
     ("name", "trust_remote_code", "embedder_trust_remote_code", "rollout_batch", "gen_batch_size", "eval_batch_size")
+    + ("fast_generation",)
     + ("tensor_parallel_size", "gpu_memory_utilization", "enable_prefix_caching", "cell_timeout", "ablation_samples")
     + ("target_gpu",)
     + ("data", "eval_data")  # their content is hashed instead: samples.jsonl and each evaluation file

@@ -171,6 +171,56 @@ def test_hf_generation_config_is_the_kits_whatever_the_model_sets(generator, mon
             generator.generate(PROMPTS, greedy)
 
 
+@pytest.fixture(scope="module")
+def fast(generator):
+    """The fast path on the same model, with a chunk small enough that every prompt is padded and prefilled in
+    several pieces (transformers compiles nothing on a CPU, so this checks the cache, padding and chunking)."""
+    return HFGenerator(generator.model, generator.tokenizer, batch_size=2, prefill_chunk=16)
+
+
+@pytest.mark.models
+def test_fast_path_gives_the_same_greedy_and_sampled_outputs_as_the_default_path(generator, fast):
+    greedy = SamplingConfig(temperature=0.0, max_new_tokens=12)
+    sampled = SamplingConfig(max_new_tokens=12, seed=3)
+    assert fast.generate(PROMPTS, greedy) == generator.generate(PROMPTS, greedy)
+    assert fast.generate(PROMPTS, sampled) == generator.generate(PROMPTS, sampled)
+    effective = []
+    prepare = fast.model._prepare_generation_config
+
+    def spy(*args, **kwargs):
+        config, model_kwargs = prepare(*args, **kwargs)
+        effective.append((config.cache_implementation, config.prefill_chunk_size))
+        return config, model_kwargs
+
+    fast.model._prepare_generation_config = spy
+    try:
+        fast.generate(PROMPTS[:1], greedy)
+    finally:
+        del fast.model._prepare_generation_config
+    assert effective == [("static", 16)]
+
+
+@pytest.mark.models
+def test_fast_path_samples_each_row_from_its_own_seed_whatever_its_batch(fast):
+    sampling = SamplingConfig(max_new_tokens=12, seed=0)
+    seeds = [2**40, 7, 2**62 + 3]
+    together = fast.generate(PROMPTS, sampling, seeds=seeds)
+    alone = [fast.generate([prompt], sampling, seeds=[seed])[0] for prompt, seed in zip(PROMPTS, seeds)]
+    assert together == alone
+
+
+def test_fast_generation_reaches_the_generator_and_changes_no_recorded_setting(monkeypatch):
+    from longmab_utils.config import get_profile
+    from longmab_utils.runfolder import NOT_RECORDED
+
+    monkeypatch.setattr("longmab_utils.models.load_policy", lambda *args: ("model", "tokenizer"))
+    monkeypatch.setattr(generation, "HFGenerator", lambda model, tokenizer, **kwargs: kwargs)
+    assert generation.build_generator(get_profile("cpu-tiny"))["prefill_chunk"] is None
+    fast_profile = get_profile("cpu-tiny", {"fast_generation": "true"})
+    assert generation.build_generator(fast_profile)["prefill_chunk"] == generation.PREFILL_CHUNK
+    assert "fast_generation" in NOT_RECORDED
+
+
 def test_row_sampler_draws_from_the_softmax_with_each_rows_own_seed():
     from longmab_utils.generation import RowSampler
 

@@ -17,6 +17,7 @@ import gpu_wheels  # noqa: E402
 def test_dry_mode_runs_every_kind_of_stage_through_the_kit(tmp_path):
     out = tmp_path / "check.json"
     stages = "env,build:gpu-16gb,qlora:gpu-16gb:dtype=bfloat16,evaluate:gpu-16gb,generate:gpu-16gb"
+    stages += ",generate:gpu-16gb:fast_generation=true"
     argv = ["--dry", "--in-process", "--work", str(tmp_path / "work"), "--out", str(out), "--only", stages]
     assert gpu_check.main(argv) == 0
     document = json.loads(out.read_text())
@@ -31,6 +32,9 @@ def test_dry_mode_runs_every_kind_of_stage_through_the_kit(tmp_path):
     assert evaluation["prompt_budget"] + 8 <= evaluation["engine_context"]
     generation = results["generate:gpu-16gb"]
     assert generation["rollout"]["new_tokens_per_s"] > 0 and generation["probe"]["prompt_tokens"] > 0
+    assert generation["path"] == "default" and generation["probe"]["prefill_seconds"] > 0
+    fast = results["generate:gpu-16gb:fast_generation=true"]
+    assert fast["path"] == "fast" and fast["prefill_chunk"] and fast["probe"]["first_seconds"] > 0
 
 
 def test_a_failing_stage_is_recorded_and_its_smaller_variant_runs(tmp_path, monkeypatch):
