@@ -18,6 +18,10 @@ LIBS_PIP := pip==26.3
 # ones on the config `generate` uses and on the fast path: the rest of the HF path is the same code, 40 s more).
 LIBS_TESTS := tests/test_builddata.py tests/test_dpo.py tests/test_evaluation.py tests/test_generation.py -k "test_dpo or test_evaluation or not models or generation_config or fast"
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 MPLBACKEND=agg
+# The suites run on every core (pytest-xdist), one torch thread per worker: on two cores two single-threaded
+# workers finish the model tests in about two thirds of the time of one two-threaded run.
+PARALLEL := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+XDIST := -n auto --dist worksteal
 # The Colab simulation (tests/colab_sim.py says what it installs): Colab's published GPU runtime in a Python 3.13
 # venv, the set-up cell's code on a copy of the kit in it, `pip check` before and after, then the course there
 # (tests/test_colab_sim.py). Rebuilt only when the freeze or what the set-up installs changes: the stamp's name is
@@ -60,7 +64,7 @@ $(COLAB_STAMP): | $(STAMP)
 
 colab-sim: setup $(COLAB_STAMP)
 	$(BIN)/python tests/colab_sim.py refresh $(COLAB_VENV)
-	cd $(COLAB_VENV)/content/kit && $(OFFLINE) ../../bin/python -m pytest -q -p no:cacheprovider --durations=5 -m colab tests/test_colab_sim.py
+	cd $(COLAB_VENV)/content/kit && $(OFFLINE) $(PARALLEL) ../../bin/python -m pytest -q -p no:cacheprovider $(XDIST) --durations=5 -m colab tests/test_colab_sim.py
 
 reproduce: setup
 	$(OFFLINE) $(BIN)/python -m longmab_utils reproduce --profile $(PROFILE)
@@ -71,8 +75,8 @@ lab: setup
 
 test: setup libs pins
 	$(BIN)/ruff check . && $(BIN)/ruff format --check --quiet .
-	$(OFFLINE) $(BIN)/python -m pytest -q --durations=15
-	$(OFFLINE) $(LIBS_BIN)/python -m pytest -q -p no:cacheprovider $(LIBS_TESTS)
+	$(OFFLINE) $(PARALLEL) $(BIN)/python -m pytest -q $(XDIST) --durations=15
+	$(OFFLINE) $(PARALLEL) $(LIBS_BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) $(LIBS_TESTS)
 	$(MAKE) --no-print-directory colab-sim
 
 bench: setup

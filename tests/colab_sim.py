@@ -25,10 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = "3.13"  # Colab's (the freeze's os-info); tests/test_colab_sim.py checks the venv runs it
 PIP = "pip==24.1.2"  # Colab's pip runs the set-up's installs
-# Colab's packages the course runs on, installed with their dependencies; papermill (not Colab's) runs the notebooks.
+# Colab's packages the course runs on, installed with their dependencies; papermill and pytest-xdist (not Colab's)
+# run the notebooks and spread the tests over the cores.
 RUNTIME = [
     "torch",
-    *("numpy", "pandas", "matplotlib", "pydantic", "tqdm", "packaging", "pytest"),
+    *("numpy", "pandas", "matplotlib", "pydantic", "tqdm", "packaging", "pytest", "pytest-xdist"),
     *("ipykernel", "ipython", "jupyter_client", "nbformat", "nbclient", "papermill"),
     *("transformers", "tokenizers", "huggingface_hub", "safetensors", "accelerate", "datasets", "peft", "torchao"),
     *("sentence-transformers", "pyarrow", "fsspec"),

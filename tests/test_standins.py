@@ -1,6 +1,8 @@
 """`reproduce --stand-ins`: a GPU profile's course on this CPU, only models and sizes changed, the real checks kept."""
 
 import dataclasses
+import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -80,5 +82,34 @@ def test_the_gpu_profile_course_runs_with_stand_ins(name, tmp_path, monkeypatch,
     assert {row["key"] for row in manifest["stand_ins"]} >= {"policy_model", "dpo.quantization"}
     built = run_dir / "stand-ins" / Path(get_profile(name).data).name
     assert built.exists() and built.with_suffix(".card.md").exists()
-    assert read_records(run_dir / "pairs.jsonl") and (run_dir / "adapter" / "adapter_model.safetensors").exists()
-    assert set(read_json(run_dir / "metrics.json")["scores"]) == {"base", "trained"}
+    assert_every_artifact(run_dir, parameters["rounds"], parameters["top_k"])
+    assert_plots_shown_without_widget_state(run_dir)
+
+
+def assert_every_artifact(run_dir: Path, rounds: int, top_k: int) -> None:
+    """Each step's artifact is there and well formed: priors per chunk, every round logged, distinct scored pairs,
+    a finite training loss and a saved adapter, and base and trained scores on the same sets."""
+    assert read_json(run_dir / "chunking_summary.json")["chunks"] > 0
+    priors = read_records(run_dir / "priors.jsonl")
+    assert priors and all(len(r["priors"]) == len(r["chunks"]) for r in priors)
+    for record in read_records(run_dir / "rollout.jsonl"):
+        assert [r["round"] for r in record["rounds"]] == list(range(1, rounds + 1))
+        assert all(len(r["selected"]) == top_k and 0 <= r["reward"] <= 1 for r in record["rounds"])
+        assert all(len(r["values"]) == record["n_chunks"] for r in record["rounds"])
+    pairs = read_records(run_dir / "pairs.jsonl")
+    assert pairs and all(p["chosen"] != p["rejected"] and p["chosen_score"] > p["rejected_score"] for p in pairs)
+    train = read_json(run_dir / "adapter" / "train_summary.json")
+    assert math.isfinite(train["first_loss"]) and math.isfinite(train["last_loss"])
+    assert (run_dir / "adapter" / "adapter_model.safetensors").exists()
+    scores = read_json(run_dir / "metrics.json")["scores"]
+    assert set(scores) == {"base", "trained"} and set(scores["base"]) == set(scores["trained"])
+
+
+def assert_plots_shown_without_widget_state(run_dir: Path) -> None:
+    """Every executed notebook shows at least one figure and saves no widget state."""
+    for name in reproduce.COURSE:
+        notebook = json.loads((run_dir / "executed" / f"{name}.ipynb").read_text())
+        images = [o for c in notebook["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert images, f"{name} shows no plot"
+        assert "widgets" not in notebook["metadata"]
+    assert len(list(run_dir.glob("*.png"))) >= 10
