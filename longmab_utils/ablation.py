@@ -53,7 +53,12 @@ def study_key(profile: Profile, priors_path: Path, samples: int | None, study: d
     """Everything that changes the study's rollouts: rollout settings, embedder, samples, arms and priors file."""
     settings = {key: value for key, value in step_settings(profile, "rollout").items() if key != "policy"}
     settings |= {"embedding_model": profile.embedding_model, "samples": samples}
-    return {**settings, "study": {arm: list(spec) for arm, spec in study.items()}, "priors.jsonl": sha256(priors_path)}
+    return {
+        **settings,
+        "study": {arm: list(spec) for arm, spec in study.items()},
+        "seeds": "common random numbers: one seed per sample and round, shared by every arm",
+        "priors.jsonl": sha256(priors_path),
+    }
 
 
 def run_study(
@@ -83,8 +88,11 @@ def run_study(
         records, study, load_embedder(profile.embedding_model, profile.embedder_trust_remote_code), profile.seed
     )
     policies = [study[c["id"].split("/")[0]][0] for c in copies]
+    samples_of = [c["id"].split("/", 1)[1] for c in copies]  # common random numbers: the arms share each seed
     with closing(build_generator(profile)) as generator:
-        rollouts = roll_batch(copies, generator, profile, desc="ablation rounds", policies=policies)
+        rollouts = roll_batch(
+            copies, generator, profile, desc="ablation rounds", policies=policies, seed_ids=samples_of
+        )
     write_jsonl(done, rollouts)
     return rollouts
 

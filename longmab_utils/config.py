@@ -94,6 +94,9 @@ class DPOSettings:
     """Steps between checkpoints that a crashed run resumes from (None: about 10 over the run)."""
     deepspeed: str | None = None
     """DeepSpeed config for multi-GPU runs under `accelerate launch` (configs/deepspeed_zero2.json), or None."""
+    report_to: Literal["none", "tensorboard"] = "none"
+    """Where TRL's trainer also logs (its `report_to`): `tensorboard` keeps event files in `adapter/runs/` (needs
+    the `tensorboard` or `tensorboardX` package)."""
     seed: Seed = 42
     """Seed of the split, the data order and the LoRA initialisation (training takes the run's seed)."""
 

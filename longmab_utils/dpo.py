@@ -108,7 +108,7 @@ def dpo_config_kwargs(
         "save_strategy": "steps",
         "save_steps": interval(settings.save_steps, steps),
         "save_total_limit": 2,
-        "report_to": "none",
+        "report_to": settings.report_to,
         "seed": settings.seed,
         "dataloader_num_workers": 0,
         **({"deepspeed": settings.deepspeed} if settings.deepspeed else {}),
@@ -272,6 +272,14 @@ def shared_dataset(rows: list[dict], folder: Path, args: Any) -> Any:
         return load_from_disk(str(folder))
 
 
+def check_report_to(report_to: str) -> None:
+    """Refuse a logger whose package is missing before any model loads (transformers would fail after)."""
+    from transformers.integrations.integration_utils import is_tensorboard_available
+
+    if report_to == "tensorboard" and not is_tensorboard_available():
+        raise UserError("dpo.report_to=tensorboard needs TensorBoard's writer: pip install tensorboard")
+
+
 def train_dpo(
     pairs_path: str | os.PathLike,
     policy_model: str,
@@ -292,6 +300,7 @@ def train_dpo(
 
     pairs = read_records(pairs_path)
     out_dir = Path(out_dir)
+    check_report_to(settings.report_to)
     capability = cuda_capability()
     precision = precision_for(dtype, capability)
     model, tokenizer = load_for_training(policy_model, policy_adapter, precision, settings, capability is not None)
@@ -329,6 +338,8 @@ def train_dpo(
         tokenizer.save_pretrained(adapter_dir)
         write_json(adapter_dir / "dpo_settings.json", {**asdict(settings), "policy_model": policy_model})
         write_json(adapter_dir / "training_log.json", trainer.state.log_history)
+        if (trainer_dir / "runs").exists():  # TensorBoard's event files (dpo.report_to), kept with the adapter
+            shutil.copytree(trainer_dir / "runs", adapter_dir / "runs", dirs_exist_ok=True)
         shutil.rmtree(trainer_dir, ignore_errors=True)
     return {
         "train_pairs": len(train),

@@ -116,21 +116,29 @@ def evaluate(
     paths = eval_files(data)
     sets = [read_eval_file(path)[: settings.max_items] for path in paths]
     rows_all = evaluate_items([item for items in sets for item in items], generator, tokenizer, settings, label)
-    scores, files = {}, {}
+    scores, files, per_set = {}, {}, {}
     for path, items in zip(paths, sets):
         rows, rows_all = rows_all[: len(items)], rows_all[len(items) :]
         write_jsonl(Path(out_dir) / "predictions" / label / f"{path.stem}.jsonl", rows)
         scores[path.stem] = {m: sum(r[m] for r in rows) / len(rows) for m in ("em", "f1", "subem")}
+        scores[path.stem]["answered"] = sum(extract_answer(r["response"])[1] for r in rows) / len(rows)
         scores[path.stem]["n"] = len(rows)
         files[path.name] = sha256(path)
-    return {"scores": scores, "files": files}
+        per_set[path.stem] = rows
+    return {"scores": scores, "files": files, "rows": per_set}
 
 
 def record_metrics(out_dir: str | os.PathLike, results: dict[str, dict], settings: EvalSettings, extra: dict) -> dict:
-    """Write `metrics.json`: scores per model and dataset, file checksums and every score-moving setting."""
+    """Write `metrics.json`: scores per model and dataset, the paired comparison of base and trained (when both
+    ran), file checksums and every score-moving setting."""
     files = next(iter(results.values()))["files"]
     document = {
         "scores": {label: result["scores"] for label, result in results.items()},
+        **(
+            {"paired": paired_section(results["base"]["rows"], results["trained"]["rows"])}
+            if "trained" in results
+            else {}
+        ),
         "files_sha256": files,
         "settings": {
             "template": COT_ANSWER_TEMPLATE,
@@ -169,6 +177,52 @@ def head_to_head(
     differences = [after[key] - before[key] for key in before]
     wins, losses = sum(d > 1e-12 for d in differences), sum(d < -1e-12 for d in differences)
     return {"wins": wins, "losses": losses, "ties": len(differences) - wins - losses}
+
+
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+"""Item resamples of the paired bootstrap and the seed of their draw (fixed: the interval is part of the result)."""
+
+
+def bootstrap_interval(differences: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of paired per-item differences (items resampled with replacement)."""
+    import numpy as np
+
+    values = np.asarray(differences, dtype=float)
+    if values.size == 0:
+        return (0.0, 0.0)
+    draws = np.random.default_rng(BOOTSTRAP_SEED).integers(0, values.size, size=(BOOTSTRAP_RESAMPLES, values.size))
+    means = values[draws].mean(axis=1)
+    tail = (1 - level) / 2
+    return (float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail)))
+
+
+def paired_comparison(base: Sequence[dict[str, Any]], trained: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Item-by-item trained vs base: wins, losses and ties by F1 with their sign test, and the mean EM and F1
+    differences with bootstrap 95% intervals."""
+    counts = head_to_head(base, trained, "f1")
+    before = {r["id"]: r for r in base}
+    result: dict[str, Any] = {**counts, "p": sign_test(counts["wins"], counts["losses"]), "n": len(trained)}
+    for metric in ("em", "f1"):
+        differences = [r[metric] - before[r["id"]][metric] for r in trained]
+        low, high = bootstrap_interval(differences)
+        result[f"{metric}_difference"] = {"mean": sum(differences) / len(differences), "low": low, "high": high}
+    return result
+
+
+def paired_section(base: dict[str, list[dict]], trained: dict[str, list[dict]]) -> dict[str, Any]:
+    """`metrics.json`'s `paired`: the paired comparison per evaluation set and over all their items together."""
+    keyed = {name: [{**r, "id": f"{name}/{r['id']}"} for r in rows] for name, rows in base.items()}
+    keyed_trained = {name: [{**r, "id": f"{name}/{r['id']}"} for r in rows] for name, rows in trained.items()}
+    return {
+        "wins_by": "f1",
+        "test": "two-sided exact sign test, ties dropped",
+        "interval": f"95% percentile bootstrap over items, {BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}",
+        "sets": {name: paired_comparison(base[name], trained[name]) for name in base},
+        "all": paired_comparison(
+            [r for rows in keyed.values() for r in rows], [r for rows in keyed_trained.values() for r in rows]
+        ),
+    }
 
 
 def sign_test(wins: int, losses: int) -> float:

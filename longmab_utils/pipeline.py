@@ -152,6 +152,7 @@ def train(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> 
 
     from .dpo import dpo_settings, train_dpo
     from .hardware import is_main_process
+    from .modelcard import write_model_card
     from .plots import training_curves
 
     pairs_path = artifact(run_dir, "pairs.jsonl", "pairs")
@@ -178,6 +179,7 @@ def train(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> 
     if is_main_process():  # under `accelerate launch` every rank trains; one writes
         plt.close(training_curves(result["log"], done.parent / "training_curves.png"))  # notebook 05 draws it once
         write_json(done, summary)
+        write_model_card(done.parent, profile)  # evaluate adds the paired comparison
     return summary
 
 
@@ -200,7 +202,8 @@ def evaluate(
     data: str | None = None,
     force: bool = False,
 ) -> dict:
-    """Base vs trained on every evaluation set; writes predictions, `metrics.json` and `evaluation.png`.
+    """Base vs trained on every evaluation set; writes predictions, `metrics.json` and `evaluation.png` (the
+    item-level outcomes when there is a trained model, the base's scores alone otherwise).
 
     Metrics made with the same settings, evaluation files and adapter are reused (`force` evaluates again).
 
@@ -211,7 +214,8 @@ def evaluate(
     from .evaluation import EvalSettings, comparison_table, eval_context, eval_files, read_eval_file, record_metrics
     from .evaluation import evaluate as evaluate_model
     from .generation import build_generator
-    from .plots import evaluation_bars
+    from .modelcard import write_model_card
+    from .plots import evaluation_bars, paired_outcomes
     from .runfolder import stale_steps
 
     folder = project_path(data or profile.eval_data)
@@ -234,7 +238,7 @@ def evaluate(
         print(
             f"{run / 'metrics.json'} matches these settings, sets and adapter; reusing it (force=True evaluates again)"
         )
-        scores = read_json(run / "metrics.json")["scores"]
+        document = read_json(run / "metrics.json")
     else:
         if old:
             print(f"the metrics in {run} were stale ({old}); evaluating again")
@@ -249,8 +253,17 @@ def evaluate(
                 results[label] = evaluate_model(generator, generator.tokenizer, folder, settings, run, label)
         finally:
             generator.close()
-        scores = record_metrics(run, results, settings, {"policy": profile.policy_model, "adapter": trained})["scores"]
+        document = record_metrics(run, results, settings, {"policy": profile.policy_model, "adapter": trained})
+    scores = document["scores"]
+    if (
+        "paired" in document
+        and trained
+        and Path(trained).resolve() == own.resolve()
+        and (own / "train_summary.json").exists()
+    ):
+        write_model_card(own, profile, document["paired"])
     table = comparison_table(scores)
-    plt.close(evaluation_bars(table, run / "evaluation.png"))  # saved, not shown: notebook 06 shows the file
+    figure = paired_outcomes(document["paired"], run / "evaluation.png") if "paired" in document else None
+    plt.close(figure or evaluation_bars(table, run / "evaluation.png"))  # saved, not shown: notebook 06 shows it
     print(table.to_string())
     return scores

@@ -92,6 +92,30 @@ def evaluation_bars(table: Any, path: str | os.PathLike, metric: str = "f1") -> 
     return save(ax.figure, path)
 
 
+def paired_outcomes(paired: dict, path: str | os.PathLike) -> Any:
+    """Per evaluation set and over all items: how many items the trained model wins, ties and loses against the
+    base (by F1), with the sign test's p and the bootstrap interval of the mean F1 difference."""
+    rows = {**paired["sets"], "all items": paired["all"]}
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 1.4))
+    positions = range(len(rows))[::-1]
+    left = [0] * len(rows)
+    for outcome, color in (("wins", "C2"), ("ties", "0.75"), ("losses", "C3")):
+        counts = [row[outcome] for row in rows.values()]
+        bars = ax.barh(positions, counts, left=left, color=color, label=outcome)
+        ax.bar_label(bars, labels=[str(c) if c else "" for c in counts], label_type="center", fontsize=8)
+        left = [a + b for a, b in zip(left, counts)]
+    labels = [
+        f"{name}  p={row['p']:.2g}, dF1 {100 * row['f1_difference']['mean']:+.1f} "
+        f"[{100 * row['f1_difference']['low']:+.1f}, {100 * row['f1_difference']['high']:+.1f}]"
+        for name, row in rows.items()
+    ]
+    ax.set_yticks(list(positions), labels, fontsize=8)
+    ax.set(xlabel="items", title="trained vs base, item by item (F1)")
+    ax.legend(fontsize=7, ncol=3, loc="lower right", bbox_to_anchor=(1, 1.08))
+    fig.tight_layout()
+    return save(fig, path)
+
+
 def chunk_offsets(context: str, chunks: Sequence[str]) -> list[tuple[int, int]]:
     """Character (start, end) of each chunk in its context; overlapping chunks share text."""
     spans, cursor = [], 0

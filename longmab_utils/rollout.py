@@ -100,9 +100,15 @@ def roll_batch(
     profile: Profile,
     desc: str = "rounds",
     policies: Sequence[str] | None = None,
+    seed_ids: Sequence[str] | None = None,
 ) -> list[dict]:
-    """Run all rounds for one batch of priors records (each with its own policy if given); one record per sample."""
+    """Run all rounds for one batch of priors records (each with its own policy if given); one record per sample.
+
+    Each response is drawn from a seed derived from the run's seed, the round and `seed_ids` (default: the
+    records' ids): records that share a seed id share their random numbers round by round.
+    """
     priors, ids = [r["priors"] for r in records], [r["id"] for r in records]
+    seed_ids = list(seed_ids) if seed_ids is not None else ids
     names = list(policies) if policies is not None else [profile.policy] * len(records)
     if len(set(names)) == 1:
         policy = make_batch_policy(names[0], priors, profile.seed, ids)
@@ -112,7 +118,7 @@ def roll_batch(
     for round_number in tqdm(range(1, profile.rounds + 1), desc=desc, unit="round", leave=False):
         selections = policy.select(profile.top_k)
         prompts = [round_prompt(r, s) for r, s in zip(records, selections)]
-        seeds = [derive_seed(profile.seed, r["id"], round_number, "rollout") for r in records]
+        seeds = [derive_seed(profile.seed, seed_id, round_number, "rollout") for seed_id in seed_ids]
         responses = generator.generate(prompts, sampling_config(profile), desc=f"round {round_number}", seeds=seeds)
         rewards = [rollout_reward(text, r["answer"], profile.reward_subem_on) for text, r in zip(responses, records)]
         policy.update(selections, rewards)

@@ -86,6 +86,7 @@ NOT_RECORDED = (
     + ("data", "eval_data")  # their content is hashed instead: samples.jsonl and each evaluation file
     + ("dpo.gradient_checkpointing", "dpo.precompute_ref", "dpo.logging_steps", "dpo.eval_steps", "dpo.save_steps")
     + ("dpo.deepspeed", "dpo.seed")  # training takes the run's `seed`
+    + ("dpo.report_to",)
 )
 """Permissions, speed, memory and logging knobs, and paths whose content is hashed: no step records them."""
 

@@ -11,7 +11,7 @@ from longmab_utils.config import get_profile
 from longmab_utils.data import read_records
 from longmab_utils.embeddings import random_priors
 from longmab_utils.errors import UserError
-from longmab_utils.rollout import MixedBatchPolicy, make_batch_policy
+from longmab_utils.rollout import MixedBatchPolicy, make_batch_policy, run_rollout
 
 
 class Interrupted(FakeGenerator):
@@ -88,6 +88,37 @@ def test_study_rolls_every_arm_over_the_same_samples_and_measures_them(tmp_path,
     monkeypatch.setattr("longmab_utils.rollout.roll_batch", lambda *a, **k: calls.append(1))
     ablation.run_ablation(profile, tmp_path, samples=3)
     assert calls == []  # a finished study is reused, not rolled out again
+
+
+class Recording(FakeGenerator):
+    """Keeps the seeds of every call."""
+
+    def __init__(self, answers):
+        super().__init__(answers)
+        self.seeds = []
+
+    def generate(self, prompts, sampling, desc="", seeds=None):
+        self.seeds.append(list(seeds))
+        return super().generate(prompts, sampling, desc, seeds)
+
+
+def test_the_arms_share_each_samples_seeds_so_the_papers_arm_is_the_rollout_itself(tmp_path, monkeypatch):
+    records = priors_records(3)
+    (tmp_path / "priors.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    generator = Recording({r["question"]: r["answer"] for r in records})
+    monkeypatch.setattr("longmab_utils.generation.build_generator", lambda profile: generator)
+    monkeypatch.setattr("longmab_utils.models.load_embedder", lambda name, trust=False: FakeEmbedder())
+    profile = get_profile("smoke", {"rounds": 3, "top_k": 2})
+    arms = ablation.split_by_arm(ablation.run_study(profile, tmp_path, samples=3))
+    assert len(generator.seeds) == 3  # one call per round, every arm's rows in it
+    for seeds in generator.seeds:
+        by_arm = [seeds[i : i + 3] for i in range(0, len(seeds), 3)]
+        assert len(by_arm) == len(ablation.STUDY) and all(row == by_arm[0] for row in by_arm)
+        assert len(set(by_arm[0])) == 3  # samples still differ
+    run_rollout(records, fake(records), profile, tmp_path / "main")
+    main = read_records(tmp_path / "main" / "rollout.jsonl")
+    paper = next(iter(ablation.STUDY))
+    assert [r["rounds"] for r in arms[paper]] == [r["rounds"] for r in main]
 
 
 def test_the_study_closes_its_engine_when_done_and_when_interrupted(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """The probe and rollout commands end to end with the real bundled models (`smoke` profile)."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -234,8 +235,9 @@ MEASURED = {"trainable_params": 1, "total_params": 2, "peak_memory_gb": 0.1, "pe
 def test_train_without_a_logged_loss_says_why(tmp_path, monkeypatch, capsys):
     from longmab_utils import dpo
 
-    def trained(*_args):
+    def trained(*args):
         (tmp_path / "adapter").mkdir()
+        (tmp_path / "adapter" / "dpo_settings.json").write_text(json.dumps(dataclasses.asdict(args[3])))
         return {"log": [{"step": 2, "train_loss": 0.69}], "train_pairs": 2, "val_pairs": 0, "checks": {}, **MEASURED}
 
     (tmp_path / "pairs.jsonl").write_text("{}\n")

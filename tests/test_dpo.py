@@ -156,7 +156,7 @@ def test_training_stops_with_the_lengths_when_every_prompt_fills_max_length(tmp_
 
 
 @pytest.mark.models
-def test_one_dpo_step_on_cpu_with_gradient_checkpointing_saves_an_adapter_that_changes_the_logits(tmp_path):
+def test_one_dpo_step_with_gradient_checkpointing_saves_an_adapter_that_changes_the_logits_and_tb_events(tmp_path):
     pairs_path = tmp_path / "pairs.jsonl"
     pairs_path.write_text("".join(json.dumps(p) + "\n" for p in PAIRS))
     settings = DPOSettings(
@@ -167,12 +167,14 @@ def test_one_dpo_step_on_cpu_with_gradient_checkpointing_saves_an_adapter_that_c
         learning_rate=1e-3,
         warmup=0.0,  # with warmup the only step would run at learning rate 0
         max_length=256,
+        report_to="tensorboard",
     )
     result = train_dpo(pairs_path, BUNDLED_POLICY, tmp_path, settings, dtype="float32")
     losses = [entry["loss"] for entry in result["log"] if "loss" in entry]
     assert losses and all(math.isfinite(float(loss)) for loss in losses)
     adapter = tmp_path / "adapter"
     assert (adapter / "adapter_model.safetensors").exists() and (adapter / "dpo_settings.json").exists()
+    assert list((adapter / "runs").rglob("events.out.tfevents.*"))  # TRL's report_to, kept when _trainer goes
     base, tokenizer = load_policy(BUNDLED_POLICY, dtype="float32")
     ids = tokenizer("Where does Mira live?", return_tensors="pt")["input_ids"]
     with torch.no_grad():
@@ -306,3 +308,15 @@ def test_completion_logps_asks_for_logits_at_the_completion_positions_only():
     ids, prompt_length = list(range(3, 23)), 16
     completion_logps(model, ids, prompt_length)
     assert shapes == [(1, len(ids) - prompt_length + 1, 40)]  # not one row per prompt token (8 GB on a long prompt)
+
+
+def test_tensorboard_without_its_package_is_refused_before_any_model_loads(tmp_path, monkeypatch):
+    from longmab_utils import dpo
+
+    monkeypatch.setattr("transformers.integrations.integration_utils.is_tensorboard_available", lambda: False)
+    monkeypatch.setattr(dpo, "load_for_training", lambda *a: pytest.fail("the model loaded"))
+    pairs_path = tmp_path / "pairs.jsonl"
+    pairs_path.write_text("".join(json.dumps(p) + "\n" for p in PAIRS))
+    with pytest.raises(UserError, match="dpo.report_to=tensorboard needs"):
+        train_dpo(pairs_path, BUNDLED_POLICY, tmp_path, DPOSettings(quantization="none", report_to="tensorboard"))
+    dpo.check_report_to("none")  # the default needs nothing

@@ -1,6 +1,7 @@
 """Evaluation: template truncation, per-item metrics against hand-computed values, metrics.json, the table."""
 
 import json
+import random
 import shutil
 from pathlib import Path
 
@@ -13,10 +14,12 @@ from longmab_utils.data import read_longbench
 from longmab_utils.errors import UserError
 from longmab_utils.evaluation import (
     EvalSettings,
+    bootstrap_interval,
     comparison_table,
     evaluate,
     fit_prompt,
     head_to_head,
+    paired_comparison,
     read_eval_file,
     record_metrics,
     sha256,
@@ -73,12 +76,13 @@ def test_metrics_on_bundled_items_equal_hand_computed_values(tmp_path):
     n_gold = len(gold[1].split())
     f1_second = 2 * (n_gold / (n_gold + 3)) / (1 + n_gold / (n_gold + 3))
     assert result["scores"]["synth_lookup"] == pytest.approx(
-        {"em": 1 / 3, "f1": (1 + f1_second) / 3, "subem": 2 / 3, "n": 3}
+        {"em": 1 / 3, "f1": (1 + f1_second) / 3, "subem": 2 / 3, "answered": 2 / 3, "n": 3}
     )
     assert generator.sampling.temperature == 0.0 and generator.sampling.max_new_tokens == 12
     rows = [json.loads(line) for line in (tmp_path / "predictions" / "base" / "synth_lookup.jsonl").open()]
     assert [r["prediction"] for r in rows[:2]] == [gold[0].lower(), f"{gold[1]} and more words".lower()]
     document = record_metrics(tmp_path, {"base": result}, settings, {"policy": "p"})
+    assert "paired" not in document  # nothing to pair with
     assert document["files_sha256"] == {"synth_lookup.jsonl": sha256(data / "synth_lookup.jsonl")}
     assert document["settings"]["max_new_tokens"] == 12 and "Reasoning:" in document["settings"]["template"]
 
@@ -145,7 +149,9 @@ def test_infinitebench_file_is_evaluated_as_published(tmp_path):
     (data / "longbook_qa_eng.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     generator = ScriptedGenerator(lambda content: "Reasoning: read it.\nAnswer: Vell")
     result = evaluate(generator, CharTokenizer(), data, EvalSettings(max_new_tokens=8), tmp_path, "base")
-    assert result["scores"]["longbook_qa_eng"] == pytest.approx({"em": 0.5, "f1": 0.5, "subem": 0.5, "n": 2})
+    assert result["scores"]["longbook_qa_eng"] == pytest.approx(
+        {"em": 0.5, "f1": 0.5, "subem": 0.5, "answered": 1.0, "n": 2}
+    )
     rows = [json.loads(line) for line in (tmp_path / "predictions" / "base" / "longbook_qa_eng.jsonl").open()]
     assert [r["id"] for r in rows] == ["0", "1"]
 
@@ -156,6 +162,47 @@ def test_head_to_head_counts_wins_losses_and_ties_by_item():
     assert head_to_head(base, trained) == {"wins": 2, "losses": 1, "ties": 1}
     with pytest.raises(UserError, match="different items"):
         head_to_head(base, trained[:3])
+
+
+def rows(f1s: list[float], ems: list[float] | None = None, prefix: str = "") -> list[dict]:
+    return [{"id": f"{prefix}{i}", "f1": f1, "em": (ems or f1s)[i]} for i, f1 in enumerate(f1s)]
+
+
+def test_paired_comparison_counts_by_item_and_brackets_the_mean_difference():
+    base = rows([0.0, 0.5, 1.0, 0.2, 0.0, 0.0], [0, 0, 1, 0, 0, 0])
+    trained = rows([1.0, 0.5, 0.0, 0.6, 1.0, 1.0], [1, 0, 0, 0, 1, 1])
+    paired = paired_comparison(base, trained)
+    assert (paired["wins"], paired["losses"], paired["ties"], paired["n"]) == (4, 1, 1, 6)
+    assert paired["p"] == sign_test(4, 1) == pytest.approx(2 * 6 / 32)
+    f1 = paired["f1_difference"]
+    assert f1["mean"] == pytest.approx((1 - 1 + 0.4 + 1 + 1) / 6)
+    assert -1 <= f1["low"] < f1["mean"] < f1["high"] <= 1
+    assert paired["em_difference"]["mean"] == pytest.approx(2 / 6)
+    assert paired_comparison(base, trained) == paired  # the bootstrap has its own fixed seed
+
+
+def test_bootstrap_interval_narrows_with_more_items_and_covers_the_true_mean():
+    rng = random.Random(1)
+    few = [rng.choice([-1.0, 0.0, 1.0, 1.0]) for _ in range(12)]
+    many = [rng.choice([-1.0, 0.0, 1.0, 1.0]) for _ in range(480)]
+    low_few, high_few = bootstrap_interval(few)
+    low_many, high_many = bootstrap_interval(many)
+    assert high_many - low_many < (high_few - low_few) / 3  # about 1/sqrt(40) as wide
+    assert low_many < 0.25 < high_many  # the mean of the distribution drawn from
+    assert bootstrap_interval([0.5] * 5) == (0.5, 0.5)
+
+
+def test_metrics_json_pairs_base_and_trained_per_set_and_over_all_items(tmp_path):
+    results = {
+        label: {"scores": {}, "files": {}, "rows": {"a": rows(f1s[:2]), "b": rows(f1s[2:])}}
+        for label, f1s in (("base", [0.0, 1.0, 0.0, 0.0]), ("trained", [1.0, 1.0, 1.0, 0.0]))
+    }
+    document = record_metrics(tmp_path, results, EvalSettings(), {})
+    paired = json.loads((tmp_path / "metrics.json").read_text())["paired"]
+    assert paired == json.loads(json.dumps(document["paired"]))
+    assert (paired["sets"]["a"]["wins"], paired["sets"]["b"]["wins"], paired["all"]["wins"]) == (1, 1, 2)
+    assert paired["all"]["ties"] == 2 and paired["all"]["n"] == 4  # ids from two sets are not mixed up
+    assert paired["all"]["f1_difference"]["mean"] == pytest.approx(0.5)
 
 
 def test_sign_test_is_the_two_sided_exact_binomial():

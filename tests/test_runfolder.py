@@ -1,6 +1,7 @@
 """The run folder stands alone: every step reads only its artifacts, records what it read, and replaces nothing
 silently (fake policy, embedder and trainer; the real-model check is in test_cli)."""
 
+import dataclasses
 import json
 import shutil
 import zlib
@@ -60,6 +61,7 @@ def fakes(monkeypatch):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "adapter_model.safetensors").write_text(f"weights for beta {settings.beta}")
         (folder / "adapter_config.json").write_text("{}")
+        (folder / "dpo_settings.json").write_text(json.dumps(dataclasses.asdict(settings)))  # as train_dpo
         measured = {"trainable_params": 1, "total_params": 2, "peak_memory_gb": 0.1, "peak_memory_of": "test"}
         return {"log": [{"step": 1, "loss": 0.69}], "train_pairs": 1, "val_pairs": 0, "checks": {}, **measured}
 
@@ -166,6 +168,18 @@ def test_a_second_train_with_other_settings_is_refused_and_force_makes_the_metri
     assert "were stale (made before train was redone" in capsys.readouterr().out
     assert "stale" not in read_json(run / "metrics.json") and runfolder.stale_steps(run) == {}
     assert step("evaluate", run, "--set", "eval_max_items=1") == 2  # metrics are not replaced silently either
+
+
+def test_train_writes_the_model_card_and_evaluate_adds_the_paired_comparison(tmp_path, fakes):
+    run = tmp_path / "run"
+    for name in ("probe", "rollout", "pairs", "train"):
+        assert step(name, run) == 0, name
+    assert "Not evaluated yet" in (run / "adapter" / "README.md").read_text()
+    assert step("evaluate", run) == 0
+    overall = read_json(run / "metrics.json")["paired"]["all"]
+    row = next(line for line in (run / "adapter" / "README.md").read_text().splitlines() if line.startswith("| all"))
+    counts = [overall[key] for key in ("n", "wins", "ties", "losses")]
+    assert row.split(" | ")[1:5] == [str(count) for count in counts]
 
 
 def test_merge_refuses_shards_made_with_other_settings(tmp_path, fakes, capsys):
