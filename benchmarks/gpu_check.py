@@ -442,7 +442,7 @@ def stage_evaluate(args: argparse.Namespace, name: str) -> dict[str, Any]:
     """`pipeline.evaluate` with base and adapter from one model copy, on over-long items: the peak with one engine."""
     from transformers import AutoTokenizer
 
-    from longmab_utils import pipeline
+    from longmab_utils import models, pipeline
     from longmab_utils.evaluation import eval_context
 
     name, overrides = parse_spec(name)
@@ -465,9 +465,7 @@ def stage_evaluate(args: argparse.Namespace, name: str) -> dict[str, Any]:
     data.write_text("".join(json.dumps(item) + "\n" for item in items))
     run = work / f"run-eval-{name}-{batch}"
     run.mkdir(parents=True, exist_ok=True)
-    budget, context = eval_context(
-        profile.eval_max_input_len, profile.eval_max_new_tokens, pipeline.model_limit(profile)
-    )
+    budget, context = eval_context(profile.eval_max_input_len, profile.eval_max_new_tokens, models.model_limit(profile))
     began = time.perf_counter()
     scores = pipeline.evaluate(profile, run, str(model_dir(args, name) / "adapter"), str(data))
     lines = (run / "predictions" / "trained" / "long_items.jsonl").read_text().splitlines()

@@ -21,6 +21,7 @@ from .embeddings import batch_priors, embed
 from .errors import UserError
 from .measures import arm_means, cumulative_regret, distinct_n, evidence_coverage, mean_pairwise_distance, pair_stats
 from .runfolder import sha256, step_settings
+from .runlock import writes_run_dir
 
 STUDY: dict[str, tuple[str, str]] = {
     "ucb_probe_prior": ("ucb", "probe_similarity"),
@@ -145,6 +146,7 @@ def measure(rollouts: Sequence[dict], embedder: Any, k: int, seed: int) -> dict[
     return table
 
 
+@writes_run_dir("ablation")
 def run_ablation(
     profile: Profile, run_dir: str | os.PathLike, samples: int | None, study: dict[str, tuple[str, str]] = STUDY
 ) -> dict[str, Any]:

@@ -9,8 +9,9 @@ Introduced in the README ("Real training data"); the GPU profiles read its outpu
 - `paragraphs` needs no Wikipedia: the question's own MuSiQue paragraphs (supporting first, the others in
   random order), then paragraphs of other questions, to the same kind of target.
 
-Every context stays within its own target (`num_tokens <= target_tokens`); a question whose supporting passages
-alone exceed it is dropped and counted. Seeded (the question order by the seed, each sample by the seed and
+Every context stays within its own target (`num_tokens <= target_tokens`) and reaches `min_tokens`; a question
+whose supporting passages alone exceed the target, or whose source runs out of text below `min_tokens`, is dropped
+and counted. Seeded (the question order by the seed, each sample by the seed and
 its question's id), so the same inputs and settings give byte-identical files. A data card is written next to
 the output.
 """
@@ -52,6 +53,7 @@ LICENCES = {
 DROPPED_UNANSWERABLE = "not answerable"
 DROPPED_MISSING = "a supporting title has no Wikipedia article"
 DROPPED_TOO_LONG = "supporting passages alone exceed the drawn target"
+DROPPED_TOO_SHORT = "too little other text to reach --min-tokens"
 BUILT_NAME = re.compile(r"^train_(\d+)_(\d+k?)_(\d+k?)\.jsonl$")
 
 
@@ -342,6 +344,9 @@ def build_samples(
             if made is None:
                 dropped[DROPPED_TOO_LONG] += 1
                 continue
+            if made[1] < settings.min_tokens:  # the source ran out of passages before the target was reached
+                dropped[DROPPED_TOO_SHORT] += 1
+                continue
             samples.append(sample_record(question, *made, target))
             bar.update()
     return samples, Report(read, answerable, len(entries), examined, dropped)
@@ -464,7 +469,8 @@ def build_data(
     samples, report = build_samples(source, wikipedia, settings, tokenizer)
     if not samples:
         raise UserError(
-            f"no sample could be built from {musique}: {dict(report.dropped)}; raise --max-tokens or check the sources"
+            f"no sample could be built from {musique}: {dict(report.dropped)}; adjust --min-tokens/--max-tokens or "
+            "check the sources"
         )
     sources = {"MuSiQue": musique, **({"Wikipedia": wikipedia} if settings.recipe == "sealong" else {})}
     write_jsonl(out, samples)
@@ -485,7 +491,7 @@ def policy_counter(profile: Profile, name: str | None = None) -> Callable[[], Co
     """A loader of the token counter of the profile's policy tokenizer, or of the tokenizer `name` names."""
 
     def load() -> CountTokens:
-        from .pipeline import load_tokenizer
+        from .models import load_tokenizer
 
         tokenizer = load_tokenizer(replace(profile, policy_model=name or profile.policy_model))
         tokenizer.model_max_length = sys.maxsize  # counting a long context is not feeding it to the model

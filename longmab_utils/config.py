@@ -98,7 +98,7 @@ class DPOSettings:
     """Where TRL's trainer also logs (its `report_to`): `tensorboard` keeps event files in `adapter/runs/` (needs
     the `tensorboard` or `tensorboardX` package)."""
     seed: Seed = 42
-    """Seed of the split, the data order and the LoRA initialisation (training takes the run's seed)."""
+    """Seed of the split, the data order and the LoRA initialisation (training takes the run's seed modulo 2**32)."""
 
 
 @dataclass(frozen=True, config=SETTINGS)

@@ -70,16 +70,16 @@ def text_field(path: str | os.PathLike, line: int, record: dict, field: str, *, 
     return value
 
 
-def _id_field(path: Path, line: int, record: dict, seen: dict[str, int]) -> str:
-    """Return the record's id as a string (ints allowed), rejecting duplicates."""
-    if "id" not in record:
-        raise DataError(path, line, "id", "missing")
-    value = record["id"]
+def _id_field(path: Path, line: int, record: dict, seen: dict[str, int], field: str = "id") -> str:
+    """Return the record's id (`field`) as a string (ints allowed), rejecting duplicates."""
+    if field not in record:
+        raise DataError(path, line, field, "missing")
+    value = record[field]
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise DataError(path, line, "id", f"expected an int or a string, got {type(value).__name__}")
+        raise DataError(path, line, field, f"expected an int or a string, got {type(value).__name__}")
     key = str(value)
     if key in seen:
-        raise DataError(path, line, "id", f"duplicate id {key!r} (first seen on line {seen[key]})")
+        raise DataError(path, line, field, f"duplicate id {key!r} (first seen on line {seen[key]})")
     seen[key] = line
     return key
 
@@ -149,17 +149,25 @@ def read_longbench(path: str | os.PathLike) -> list[dict[str, Any]]:
 
     LongBench items have `input`, `context` and `answers` (a list); InfiniteBench's `longbook_qa_eng`
     items have `id`, `input`, `context`, `answer` (a list) and `options` (empty). Every item comes back
-    with `id` (its position when absent), `input`, `context` and `answers`; other fields are kept.
+    with `id` (the source's `id`, else LongBench's `_id`, else its position), `input`, `context` and `answers`;
+    other fields are kept. Chinese items (LongBench's `language: zh`) are refused: they need LongBench's Chinese
+    scoring, which the kit does not implement.
     """
     path = Path(path)
     records = iter_parquet(path) if path.suffix == ".parquet" else iter_jsonl(path)
     items, seen = [], {}
     for line, record in records:
         item = dict(record)
-        if "id" in record:
-            item["id"] = _id_field(path, line, record, seen)
-        else:
-            item["id"] = _id_field(path, line, {"id": str(len(items))}, seen)
+        field = next((name for name in ("id", "_id") if name in record), None)
+        item["id"] = _id_field(path, line, record if field else {"id": str(len(items))}, seen, field or "id")
+        if record.get("language") == "zh":
+            raise DataError(
+                path,
+                line,
+                "language",
+                "zh: Chinese items need LongBench's Chinese F1 (qa_f1_zh_score), which the "
+                "kit does not implement; evaluate English sets only",
+            )
         item["input"] = text_field(path, line, record, "input")
         item["context"] = text_field(path, line, record, "context")
         item["answers"] = _answers_field(path, line, record)

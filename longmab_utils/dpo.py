@@ -353,10 +353,15 @@ def train_dpo(
     }
 
 
+TRAINER_SEEDS = 2**32
+"""The trainer seeds numpy's legacy generator, which takes 32-bit seeds only."""
+
+
 def dpo_settings(profile: Any) -> DPOSettings:
-    """The DPO settings of a run profile, with the run's seed and the DeepSpeed path resolved."""
+    """The DPO settings of a run profile, with the run's seed (modulo 2**32, as the trainer needs) and the
+    DeepSpeed path resolved."""
     deepspeed = str(project_path(profile.dpo.deepspeed)) if profile.dpo.deepspeed else None
-    return replace(profile.dpo, seed=profile.seed, deepspeed=deepspeed)
+    return replace(profile.dpo, seed=profile.seed % TRAINER_SEEDS, deepspeed=deepspeed)
 
 
 LLAMAFACTORY_TEMPLATES = {"llama-3": "llama3", "qwen2": "qwen", "smollm": "chatml"}

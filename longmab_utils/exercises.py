@@ -3,7 +3,8 @@
 Introduced in notebook 01. A learner replaces the `...` in an exercise cell with an answer; `check` says
 "correct", or stops the cell with a hint. An unanswered exercise (`...`) prints its hint and moves on,
 unless the notebook runs with `solutions=True` (what `reproduce` and the tests do): then the worked
-answer, computed in the cell by another route than the expected value, is checked in its place.
+answer, computed in the cell by another route than the expected value, is checked in its place, and an
+exercise without one fails.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ class WrongAnswer(AssertionError):
 
 def agrees(answer: Any, expected: Any, rel_tol: float = 1e-6, abs_tol: float = 1e-9) -> bool:
     """Whether two answers agree: numbers within tolerance, sequences and mappings item by item, the rest by ==."""
+    if hasattr(answer, "tolist"):  # numpy arrays and scalars (np.True_ included) as plain Python values
+        return agrees(answer.tolist(), expected, rel_tol, abs_tol)
+    if hasattr(expected, "tolist"):
+        return agrees(answer, expected.tolist(), rel_tol, abs_tol)
     if isinstance(answer, bool) or isinstance(expected, bool):
         return isinstance(answer, bool) and isinstance(expected, bool) and answer == expected
     if isinstance(answer, int | float) and isinstance(expected, int | float):
         return math.isclose(float(answer), float(expected), rel_tol=rel_tol, abs_tol=abs_tol)
-    if hasattr(answer, "tolist"):  # numpy arrays and scalars
-        return agrees(answer.tolist(), expected, rel_tol, abs_tol)
-    if hasattr(expected, "tolist"):
-        return agrees(answer, expected.tolist(), rel_tol, abs_tol)
     if isinstance(answer, Mapping) and isinstance(expected, Mapping):
         same_keys = answer.keys() == expected.keys()
         return same_keys and all(agrees(answer[k], expected[k], rel_tol, abs_tol) for k in answer)
@@ -49,7 +50,9 @@ class Exercises:
         """Check one exercise's answer against `expected`: says so when right or unanswered, else WrongAnswer."""
         self.asked += 1
         number = self.asked
-        if answer is ... and self.solutions and solution is not ...:
+        if answer is ... and self.solutions:
+            if solution is ...:
+                raise WrongAnswer(f"Exercise {number}: solutions=True, but it has no worked answer (solution=...)")
             answer = solution
             print(f"Exercise {number}: worked answer {answer!r}")
         if answer is ...:

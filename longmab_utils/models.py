@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from .bundled import BUNDLED_EMBEDDER, BUNDLED_POLICY
+from .config import Profile
 from .errors import UserError
 from .hardware import cuda_capability, device_map, precision
 from .specs import HUB_MODELS
@@ -227,3 +228,22 @@ def load_embedder(name: str, trust_remote_code: bool = False):
     path = resolve_model(name)
     with from_hub(path):
         return SentenceTransformer(path, device=device, trust_remote_code=trust_remote_code)
+
+
+def load_tokenizer(profile: Profile) -> Any:
+    """The policy's tokenizer alone (token budgets and checks need no weights)."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model(profile.policy_model)
+    with from_hub(path):
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=profile.trust_remote_code)
+
+
+def model_limit(profile: Profile) -> int | None:
+    """The policy's own context limit (`max_position_embeddings` of its config), None when it does not say."""
+    from transformers import AutoConfig
+
+    path = resolve_model(profile.policy_model)
+    with from_hub(path):
+        config = AutoConfig.from_pretrained(path, trust_remote_code=profile.trust_remote_code)
+    return getattr(config, "max_position_embeddings", None)

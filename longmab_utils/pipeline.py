@@ -20,6 +20,7 @@ from .config import Profile, project_path
 from .data import import_samples, read_json, read_records, read_samples, write_json
 from .errors import UserError
 from .runfolder import SAMPLES_FILE, adapter_sha256, begin, sha256
+from .runlock import writes_run_dir
 
 
 def training_data(profile: Profile, data: str | os.PathLike | None = None) -> Path:
@@ -41,6 +42,7 @@ def artifact(run_dir: str | os.PathLike, name: str, step: str) -> Path:
     return path
 
 
+@writes_run_dir("probe")
 def probe(profile: Profile, run_dir: str | os.PathLike, data: str | None = None, force: bool = False) -> dict:
     """Copy the validated samples into `samples.jsonl`, then probe and score them into `priors.jsonl` (METHOD.md 2)."""
     from .generation import build_generator
@@ -79,6 +81,7 @@ def probe(profile: Profile, run_dir: str | os.PathLike, data: str | None = None,
     return run_probe(samples, probes, HFTokenCounter(tokenizer), embedder, profile, run_dir, began)
 
 
+@writes_run_dir("rollout")
 def rollout(profile: Profile, run_dir: str | os.PathLike, shard: str | None = None, force: bool = False) -> dict:
     """The batched, resumable MAB rollout over `priors.jsonl` into `rollout.jsonl` or a shard's file (METHOD.md 3)."""
     from .generation import build_generator
@@ -94,6 +97,7 @@ def rollout(profile: Profile, run_dir: str | os.PathLike, shard: str | None = No
         return run_rollout(records, generator, profile, run_dir, shard)
 
 
+@writes_run_dir("merge")
 def merge(profile: Profile, run_dir: str | os.PathLike, shards: int, force: bool = False) -> dict:
     """Merge the rollout shards of a run, all made with this profile's rollout settings, into `rollout.jsonl`."""
     from .rollout import merge_shards, rollout_path
@@ -108,20 +112,11 @@ def merge(profile: Profile, run_dir: str | os.PathLike, shards: int, force: bool
     return merge_shards(run_dir, read_records(priors_path), shards, profile.top_k)
 
 
-def load_tokenizer(profile: Profile):
-    """The policy's tokenizer alone (token budgets and checks need no weights)."""
-    from transformers import AutoTokenizer
-
-    from .models import from_hub, resolve_model
-
-    path = resolve_model(profile.policy_model)
-    with from_hub(path):
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=profile.trust_remote_code)
-
-
+@writes_run_dir("pairs")
 def pairs(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> dict:
     """Preference pairs from `rollout.jsonl` and `samples.jsonl`, with TRL and LLaMA-Factory exports (METHOD.md 5)."""
     from .dpo import dpo_settings, llamafactory_yaml
+    from .models import load_tokenizer
     from .pairs import run_pairs
 
     rollout_path = artifact(run_dir, "rollout.jsonl", "rollout")
@@ -143,6 +138,7 @@ def pairs(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> 
     return summary
 
 
+@writes_run_dir("train")
 def train(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> dict:
     """DPO on `pairs.jsonl` (QLoRA on CUDA, LoRA on CPU); writes `adapter/`, its curves and `train_summary.json`.
 
@@ -183,18 +179,7 @@ def train(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> 
     return summary
 
 
-def model_limit(profile: Profile) -> int | None:
-    """The policy's own context limit (`max_position_embeddings` of its config), None when it does not say."""
-    from transformers import AutoConfig
-
-    from .models import from_hub, resolve_model
-
-    path = resolve_model(profile.policy_model)
-    with from_hub(path):
-        config = AutoConfig.from_pretrained(path, trust_remote_code=profile.trust_remote_code)
-    return getattr(config, "max_position_embeddings", None)
-
-
+@writes_run_dir("evaluate")
 def evaluate(
     profile: Profile,
     run_dir: str | os.PathLike,
@@ -215,6 +200,7 @@ def evaluate(
     from .evaluation import evaluate as evaluate_model
     from .generation import build_generator
     from .modelcard import write_model_card
+    from .models import model_limit
     from .plots import evaluation_bars, paired_outcomes
     from .runfolder import stale_steps
 

@@ -27,6 +27,22 @@ def normalize_title(title: str) -> str:
     return re.sub(r"\s+", " ", title).strip()
 
 
+def check_json_lines(path: Path) -> None:
+    """Refuse an empty file and a JSON array (how some projects ship MuSiQue) with errors that say so."""
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head:
+        raise DataError(path, None, None, "empty file (expected JSON Lines: one MuSiQue record per line)")
+    if head.startswith(b"["):
+        raise DataError(
+            path,
+            1,
+            None,
+            'a JSON array, not JSON Lines: write one record per line, e.g. python -c "import json, sys; '
+            '[print(json.dumps(r)) for r in json.load(open(sys.argv[1]))]" FILE > FILE.jsonl',
+        )
+
+
 class Source:
     """Records of a local JSONL or parquet file or a `datasets` id (`owner/name[:config]`), read once in order and
     fetched again by locator (a byte offset or a row)."""
@@ -34,13 +50,14 @@ class Source:
     def __init__(self, spec: str, split: str = "train"):
         self.spec, self.path = spec, Path(spec).expanduser()
         self.dataset = None
-        if self.path.suffix == ".jsonl":
+        if self.path.suffix == ".parquet":
             if not self.path.is_file():
                 raise DataError(self.path, None, None, "file not found")
-        elif self.path.suffix == ".parquet" or self.path.exists():
+            self.dataset = _load(self.spec, "parquet", data_files=str(self.path), split="train")
+        elif self.path.suffix in (".jsonl", ".json") or self.path.exists():
             if not self.path.is_file():
                 raise DataError(self.path, None, None, "file not found (a .jsonl or .parquet file)")
-            self.dataset = _load(self.spec, "parquet", data_files=str(self.path), split="train")
+            check_json_lines(self.path)
         else:
             name, _, config = spec.partition(":")
             self.dataset = _load(self.spec, name, config or None, split=split)

@@ -10,9 +10,10 @@ import pytest
 from test_data import INFINITEBENCH_LINE, LONGBENCH_LINE
 
 from longmab_utils import __main__ as cli
-from longmab_utils import generation, pipeline, reproduce
+from longmab_utils import generation, models, pipeline, reproduce
 from longmab_utils.builddata import (
     DROPPED_MISSING,
+    DROPPED_TOO_SHORT,
     BuildSettings,
     build_command,
     build_data,
@@ -175,6 +176,37 @@ def test_questions_whose_support_exceeds_the_target_are_dropped_and_counted(tmp_
     assert summary["samples"] + summary["dropped"].get("supporting passages alone exceed the drawn target", 0) == 6
 
 
+def test_no_sample_is_written_below_min_tokens_when_the_source_runs_out_of_text(tmp_path, musique):
+    with pytest.raises(UserError, match=f"no sample could be built.*{DROPPED_TOO_SHORT}"):
+        build(musique, tmp_path / "out.jsonl", min_tokens=20_000, max_tokens=30_000)  # the file has ~3k words
+    summary = build(musique, tmp_path / "out.jsonl", min_tokens=1_500, max_tokens=4_000)
+    samples = read_samples(tmp_path / "out.jsonl")
+    assert samples and all(1_500 <= s["num_tokens"] <= s["target_tokens"] for s in samples)
+    assert summary["samples"] + summary["dropped"].get(DROPPED_TOO_SHORT, 0) == 6
+
+
+@pytest.mark.parametrize(
+    ("suffix", "text", "message"),
+    [
+        (".json", "", r"empty.json: empty file \(expected JSON Lines"),
+        (".jsonl", " \n", r"empty.jsonl: empty file"),
+        (".json", '[{"id": "2hop__0"}]', r"array.json, line 1: a JSON array, not JSON Lines"),
+    ],
+)
+def test_an_empty_file_or_a_json_array_gets_its_own_error(tmp_path, suffix, text, message):
+    name = "empty" if not text.strip() else "array"
+    path = tmp_path / f"{name}{suffix}"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message):
+        build(path, tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_musique_lines_in_a_json_named_file_are_read_as_json_lines(tmp_path, musique):
+    renamed = musique.rename(musique.with_suffix(".json"))
+    assert build(renamed, tmp_path / "out.jsonl", min_tokens=700, max_tokens=1200)["samples"] == 6
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -224,7 +256,7 @@ def test_the_command_counts_policy_tokens_with_the_profiles_tokenizer(tmp_path, 
     out = tmp_path / "built.jsonl"
     argv = ["build-data", "--profile", "cpu-tiny", "--musique", str(musique), "--out", str(out)]
     assert cli.main([*argv, "--min-tokens", "500", "--max-tokens", "900"]) == 0
-    tokenizer = pipeline.load_tokenizer(get_profile("cpu-tiny"))
+    tokenizer = models.load_tokenizer(get_profile("cpu-tiny"))
     for sample in read_samples(out):
         count = len(tokenizer(sample["context"], add_special_tokens=False)["input_ids"])
         assert count == sample["num_tokens"] <= sample["target_tokens"] <= 900
@@ -294,7 +326,7 @@ def test_evaluate_reads_longbench_and_infinitebench_files_as_published(tmp_path,
     pd.DataFrame([{**LONGBENCH_LINE, "_id": "3f1d"}]).to_parquet(data / "musique.parquet")
     (data / "longbook_qa_eng.jsonl").write_text(json.dumps(infinitebench) + "\n")
     monkeypatch.setattr(generation, "build_generator", lambda *args, **kwargs: EchoGenerator())
-    monkeypatch.setattr(pipeline, "model_limit", lambda profile: 8192)
+    monkeypatch.setattr(models, "model_limit", lambda profile: 8192)
     scores = pipeline.evaluate(get_profile("smoke"), tmp_path / "run", data=str(data))
     assert set(scores["base"]) == {"hotpotqa", "musique", "longbook_qa_eng"}
     assert all(score["em"] == 1.0 and score["n"] == 1 for score in scores["base"].values())

@@ -104,7 +104,7 @@ def no_models(monkeypatch):
         (generation, "build_generator"),
         (models, "load_policy"),
         (models, "load_embedder"),
-        (pipeline, "load_tokenizer"),
+        (models, "load_tokenizer"),
         (transformers.AutoTokenizer, "from_pretrained"),
         (transformers.AutoModelForCausalLM, "from_pretrained"),
     ]:

@@ -103,7 +103,7 @@ def test_longbench_files(tmp_path):
         ],
     )
     items = read_longbench(source)
-    assert [i["id"] for i in items] == ["0", "1"]
+    assert [i["id"] for i in items] == ["0", "x"]  # LongBench's `_id` is kept, a line without one gets its position
     assert items[1]["answers"] == ["B", "b"]
     bad = write_lines(tmp_path / "bad.jsonl", [json.dumps({"input": "Q", "context": "C", "answers": "A"})])
     with pytest.raises(DataError, match=r"bad.jsonl, line 1: field 'answers': expected a non-empty list of non-empty"):
@@ -132,7 +132,7 @@ INFINITEBENCH_LINE = {
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
 @pytest.mark.parametrize(
-    ("record", "answers", "ids"), [(LONGBENCH_LINE, ["Pava"], ["0"]), (INFINITEBENCH_LINE, ["Vell"], ["7"])]
+    ("record", "answers", "ids"), [(LONGBENCH_LINE, ["Pava"], ["3f1c"]), (INFINITEBENCH_LINE, ["Vell"], ["7"])]
 )
 def test_published_evaluation_formats_read_without_conversion(tmp_path, suffix, record, answers, ids):
     path = tmp_path / f"set{suffix}"
@@ -144,6 +144,12 @@ def test_published_evaluation_formats_read_without_conversion(tmp_path, suffix, 
     (item,) = read_longbench(path)
     assert [item["id"]] == ids and item["answers"] == answers
     assert item["input"] == record["input"] and item["context"] == record["context"]
+
+
+def test_a_chinese_longbench_set_is_refused_naming_file_line_and_field(tmp_path):
+    lines = [json.dumps(LONGBENCH_LINE), json.dumps({**LONGBENCH_LINE, "_id": "9a", "language": "zh"})]
+    with pytest.raises(DataError, match=r"zh.jsonl, line 2: field 'language': zh: Chinese items need LongBench"):
+        read_longbench(write_lines(tmp_path / "zh.jsonl", lines))
 
 
 @pytest.mark.parametrize(

@@ -320,3 +320,12 @@ def test_tensorboard_without_its_package_is_refused_before_any_model_loads(tmp_p
     with pytest.raises(UserError, match="dpo.report_to=tensorboard needs"):
         train_dpo(pairs_path, BUNDLED_POLICY, tmp_path, DPOSettings(quantization="none", report_to="tensorboard"))
     dpo.check_report_to("none")  # the default needs nothing
+
+
+def test_every_run_seed_the_settings_accept_gives_the_trainer_a_seed_it_takes():
+    from transformers import set_seed
+
+    for seed in (0, 42, 2**32 - 1, 2**32, 2**40):
+        settings = dpo_settings(get_profile("smoke", {"seed": str(seed)}))
+        set_seed(settings.seed)  # numpy refuses seeds of 2**32 and above
+        assert settings.seed == seed % 2**32  # seeds below 2**32 train exactly as before

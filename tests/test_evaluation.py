@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from longmab_utils import generation, pipeline
+from longmab_utils import generation, models, pipeline
 from longmab_utils.config import get_profile
 from longmab_utils.data import read_longbench
 from longmab_utils.errors import UserError
@@ -228,7 +228,7 @@ def test_evaluation_is_reused_while_settings_sets_and_adapter_match(tmp_path, mo
         return built[-1]
 
     monkeypatch.setattr(generation, "build_generator", build)
-    monkeypatch.setattr(pipeline, "model_limit", lambda profile: 8192)
+    monkeypatch.setattr(models, "model_limit", lambda profile: 8192)
     profile = get_profile("smoke")
     first = pipeline.evaluate(profile, tmp_path, None, "data/sample/tiny/eval")
     assert pipeline.evaluate(profile, tmp_path, None, "data/sample/tiny/eval") == first and len(built) == 1

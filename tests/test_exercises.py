@@ -40,3 +40,15 @@ def test_an_unanswered_exercise_prints_its_hint_unless_solutions_are_on(capsys):
     assert solved.solved == 1
     with pytest.raises(WrongAnswer):
         Exercises(solutions=True).check(..., 3, hint="think", solution=4)
+
+
+def test_numpy_scalars_count_as_the_python_values_they_hold():
+    assert agrees(np.True_, True) and not agrees(np.False_, True)
+    assert agrees(np.int64(3), 3) and agrees(np.float32(0.5), 0.5) and agrees(True, np.bool_(True))
+    assert not agrees(np.True_, 1.0)  # a bool is still not a number
+
+
+def test_solutions_mode_fails_an_exercise_that_has_no_worked_answer():
+    with pytest.raises(WrongAnswer, match="Exercise 1: solutions=True, but it has no worked answer"):
+        Exercises(solutions=True).check(..., 3, hint="think")
+    Exercises().check(..., 3, hint="think")  # a learner's unanswered exercise still just waits

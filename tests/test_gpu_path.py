@@ -74,7 +74,7 @@ def test_evaluation_serves_base_and_adapter_from_one_engine(tmp_path, monkeypatc
         return built[-1][3]
 
     monkeypatch.setattr(generation, "build_generator", build)
-    monkeypatch.setattr(pipeline, "model_limit", lambda profile: 8192)
+    monkeypatch.setattr(models, "model_limit", lambda profile: 8192)
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     profile = get_profile("smoke")
@@ -131,7 +131,7 @@ def interrupted_step(name, run_dir):
 def test_a_step_interrupted_mid_generation_still_closes_its_engine(tmp_path, monkeypatch, name):
     ledger = Ledger()
     monkeypatch.setattr(generation, "build_generator", lambda profile, *args, **kwargs: InterruptedGenerator(ledger))
-    monkeypatch.setattr(pipeline, "model_limit", lambda profile: 8192)
+    monkeypatch.setattr(models, "model_limit", lambda profile: 8192)
     with pytest.raises(KeyboardInterrupt):
         interrupted_step(name, tmp_path)
     assert ledger.events == ["load policy", "free policy"]  # a rerun in the same kernel finds the GPU free

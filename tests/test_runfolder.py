@@ -13,7 +13,7 @@ from test_ablation import FakeEmbedder
 from test_gpu_path import WordTokenizer
 
 from longmab_utils import __main__ as cli
-from longmab_utils import ablation, dpo, generation, models, pipeline, rollout, runfolder
+from longmab_utils import ablation, dpo, generation, models, rollout, runfolder
 from longmab_utils.config import PROFILES, get_profile, settings_items
 from longmab_utils.data import read_json, read_records, read_samples
 
@@ -67,8 +67,8 @@ def fakes(monkeypatch):
 
     monkeypatch.setattr(generation, "build_generator", build)
     monkeypatch.setattr(models, "load_embedder", lambda name, trust_remote_code=False: FakeEmbedder())
-    monkeypatch.setattr(pipeline, "load_tokenizer", lambda profile: WordTokenizer())
-    monkeypatch.setattr(pipeline, "model_limit", lambda profile: 8192)
+    monkeypatch.setattr(models, "load_tokenizer", lambda profile: WordTokenizer())
+    monkeypatch.setattr(models, "model_limit", lambda profile: 8192)
     monkeypatch.setattr(dpo, "train_dpo", train_dpo)
     return seen
 

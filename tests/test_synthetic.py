@@ -235,7 +235,7 @@ def test_long_set_gives_every_sample_six_arms_at_the_gpu_chunk_size_in_approxima
 
 @pytest.mark.models
 def test_long_set_gives_every_sample_six_arms_with_the_bundled_tokenizer():
-    from longmab_utils.pipeline import load_tokenizer
+    from longmab_utils.models import load_tokenizer
 
     count = HFTokenCounter(load_tokenizer(get_profile("cpu-tiny")))
     for record in long_records():
