@@ -25,7 +25,7 @@ XDIST := -n auto --dist worksteal
 # The Colab simulation (tests/colab_sim.py says what it installs): Colab's published GPU runtime in a Python 3.13
 # venv, the set-up cell's code on a copy of the kit in it, `pip check` before and after, then the course there
 # (tests/test_colab_sim.py). Rebuilt only when the freeze or what the set-up installs changes: the stamp's name is
-# their hash. The freeze comes from googlecolab/backend-info (README, "Running on Colab").
+# their hash. The freeze comes from googlecolab/backend-info (docs/gpu.md, "Running on Colab").
 PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) python3.13)
 COLAB_FREEZE ?= constraints/colab-runtime/pip-freeze.gpu.txt
 COLAB_VENV := .venv-colab

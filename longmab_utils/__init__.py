@@ -1,6 +1,6 @@
 """longmab_utils: the tested package behind the LongMab-PO notebook course.
 
-One module per concern (see the README's layout): data and synthetic data, chunking, the bandit,
+One module per concern (see the layout in docs/cli.md): data and synthetic data, chunking, the bandit,
 metrics, prompts, models and generation, probe and rollout, pairs, DPO, evaluation, plots, and the
 pipeline steps that the CLI (`python -m longmab_utils`) and the notebooks both call.
 """

@@ -1,6 +1,7 @@
 """Long-context training samples from MuSiQue in one command: `python -m longmab_utils build-data`.
 
-Introduced in the README ("Real training data"); the GPU profiles read its output by default. Two recipes:
+Introduced in docs/data.md ("Real training and evaluation data"); the GPU profiles read its output by default.
+Two recipes:
 
 - `sealong` follows SeaLong's `process_data.py` (the recipe behind the authors' data): answerable MuSiQue
   questions whose supporting titles all have a Wikipedia article; each supporting article in full, then the

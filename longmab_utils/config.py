@@ -242,7 +242,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "gpu-16gb": Profile(
         name="gpu-16gb",
-        data="data/built/train_42_8k_12k.jsonl",  # probe prompts measured up to 12k tokens on 15 GiB (README)
+        data="data/built/train_42_8k_12k.jsonl",  # probe prompts measured up to 12k tokens on 15 GiB (docs/results.md)
         policy_model="Qwen/Qwen2.5-3B-Instruct",
         embedding_model=BUNDLED_EMBEDDER,
         backend="hf",

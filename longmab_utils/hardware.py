@@ -45,7 +45,7 @@ def cuda_capability() -> tuple[int, int] | None:
     if nvidia_gpu_present() and os.environ.get("LONGMAB_ALLOW_CPU") != "1":
         raise GPUUnusable(
             f"an NVIDIA GPU is present but torch {torch.__version__} cannot use it (torch.cuda.is_available() is "
-            "False): the pinned torch needs a newer driver, see the README's 'GPU install' section; set "
+            "False): the pinned torch needs a newer driver, see docs/gpu.md, 'Running on a cloud GPU'; set "
             "LONGMAB_ALLOW_CPU=1 to run on the CPU anyway"
         )
     return None

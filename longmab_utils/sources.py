@@ -1,6 +1,6 @@
 """Read the sources of `build-data`: MuSiQue questions and Wikipedia articles, from local files or `datasets` ids.
 
-Introduced with `python -m longmab_utils build-data` (README, "Real training data"). A local JSONL file is
+Introduced with `python -m longmab_utils build-data` (docs/data.md, "Real training data"). A local JSONL file is
 streamed once and read back by byte offset; a parquet file or a Hugging Face id goes through `datasets`
 (memory-mapped Arrow, read back by row). Every error names the file (or id), the line (row) and the field.
 """

@@ -89,8 +89,8 @@ def test_the_estimate_command_prints_the_table_and_refuses_a_cpu_profile():
     assert refused.returncode == 2 and "plans for no GPU" in refused.stderr
 
 
-def test_the_readme_states_the_fitted_constants_as_computed():
-    text = " ".join((ROOT / "README.md").read_text().split())
+def test_the_gpu_page_states_the_fitted_constants_as_computed():
+    text = " ".join((ROOT / "docs" / "gpu.md").read_text().split())
     fixed, per_row = estimate.hf_overhead()
     assert f"overhead per decode step of {fixed * 1000:.0f} ms plus {per_row * 1000:.0f} ms per row" in text
     assert f"{estimate.activation_bytes_per_hidden():.1f} bytes per hidden unit" in text

@@ -73,7 +73,14 @@ def test_notebook_asks_for_nothing_interactive_and_ends_with_deviations_exercise
     assert last.cell_type == "markdown" and last.source.startswith("## Next")
 
 
-@pytest.mark.parametrize("path", [ROOT / "README.md", ROOT / "data" / "README.md", *NOTEBOOKS], ids=lambda p: p.name)
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [ROOT / "README.md", ROOT / "METHOD.md", ROOT / "data" / "README.md", *DOCS, *NOTEBOOKS],
+    ids=lambda p: p.relative_to(ROOT).as_posix(),
+)
 def test_relative_links_resolve(path):
     if path.suffix == ".ipynb":
         text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
