@@ -18,8 +18,8 @@ LIBS_PIP := pip==26.3
 # ones on the config `generate` uses and on the fast path: the rest of the HF path is the same code, 40 s more).
 LIBS_TESTS := tests/test_builddata.py tests/test_dpo.py tests/test_evaluation.py tests/test_generation.py -k "test_dpo or test_evaluation or not models or generation_config or fast"
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 MPLBACKEND=agg
-# The suites run on every core (pytest-xdist), one torch thread per worker: on two cores two single-threaded
-# workers finish the model tests in about two thirds of the time of one two-threaded run.
+# The three suites (CPU pins, GPU pins, Colab) run at once, each over every core (pytest-xdist) with one torch
+# thread per worker: the small models leave a second thread idle, so more single-threaded workers finish sooner.
 PARALLEL := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 XDIST := -n auto --dist worksteal
 # The Colab simulation (tests/colab_sim.py says what it installs): Colab's published GPU runtime in a Python 3.13
@@ -32,7 +32,7 @@ COLAB_VENV := .venv-colab
 COLAB_INPUTS := $(COLAB_FREEZE) constraints/colab.txt $(MODELS) pyproject.toml longmab_utils/colab.py tests/colab_sim.py
 COLAB_STAMP = $(COLAB_VENV)/.installed-$(shell cat $(COLAB_INPUTS) | sha256sum | cut -c1-16)
 
-.PHONY: setup libs pins colab-sim reproduce lab test bench strip lock clean gpu-wheels
+.PHONY: setup libs pins colab-sim reproduce lab test suite-cpu suite-gpu-libs bench strip lock clean gpu-wheels
 PROFILE ?= cpu-tiny
 
 setup: $(STAMP)
@@ -64,7 +64,9 @@ $(COLAB_STAMP): | $(STAMP)
 
 colab-sim: setup $(COLAB_STAMP)
 	$(BIN)/python tests/colab_sim.py refresh $(COLAB_VENV)
-	cd $(COLAB_VENV)/content/kit && $(OFFLINE) $(PARALLEL) ../../bin/python -m pytest -q -p no:cacheprovider $(XDIST) --durations=5 -m colab tests/test_colab_sim.py
+	mkdir -p $(COLAB_VENV)/tmp  # its own pytest temporary root: the other suites may run at the same time
+	cd $(COLAB_VENV)/content/kit && $(OFFLINE) $(PARALLEL) PYTEST_DEBUG_TEMPROOT=$(CURDIR)/$(COLAB_VENV)/tmp \
+		../../bin/python -m pytest -q -p no:cacheprovider $(XDIST) --durations=5 -m colab tests/test_colab_sim.py
 
 reproduce: setup
 	$(OFFLINE) $(BIN)/python -m longmab_utils reproduce --profile $(PROFILE)
@@ -75,9 +77,14 @@ lab: setup
 
 test: setup libs pins
 	$(BIN)/ruff check . && $(BIN)/ruff format --check --quiet .
+	@echo "three suites at once (CPU pins, GPU pins, Colab's runtime); each prints its report when it ends"
+	$(MAKE) --no-print-directory -j3 --output-sync=target suite-cpu suite-gpu-libs colab-sim
+
+suite-cpu: setup
 	$(OFFLINE) $(PARALLEL) $(BIN)/python -m pytest -q $(XDIST) --durations=15
+
+suite-gpu-libs: libs
 	$(OFFLINE) $(PARALLEL) $(LIBS_BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) $(LIBS_TESTS)
-	$(MAKE) --no-print-directory colab-sim
 
 bench: setup
 	$(OFFLINE) $(BIN)/python benchmarks/run_all.py
