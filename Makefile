@@ -32,7 +32,7 @@ COLAB_VENV := .venv-colab
 COLAB_INPUTS := $(COLAB_FREEZE) constraints/colab.txt $(MODELS) pyproject.toml longmab_utils/colab.py tests/colab_sim.py
 COLAB_STAMP = $(COLAB_VENV)/.installed-$(shell cat $(COLAB_INPUTS) | sha256sum | cut -c1-16)
 
-.PHONY: setup libs pins colab-sim reproduce lab test suite-cpu suite-gpu-libs bench strip lock clean gpu-wheels
+.PHONY: setup libs pins colab-sim reproduce executed lab test suite-cpu suite-gpu-libs bench strip lock clean gpu-wheels
 PROFILE ?= cpu-tiny
 
 setup: $(STAMP)
@@ -69,7 +69,12 @@ colab-sim: setup $(COLAB_STAMP)
 		../../bin/python -m pytest -q -p no:cacheprovider $(XDIST) --durations=5 -m colab tests/test_colab_sim.py
 
 reproduce: setup
-	$(OFFLINE) $(BIN)/python -m longmab_utils reproduce --profile $(PROFILE)
+	$(OFFLINE) $(BIN)/python -m longmab_utils reproduce --profile $(PROFILE) $(ARGS)
+
+# The executed course in docs/executed/ (GitHub shows its outputs), from a complete cpu-tiny run of 01-07:
+#   make reproduce ARGS=--ablations && make executed RUN=runs/<that run>
+executed: setup
+	$(BIN)/python -c "from longmab_utils.reproduce import publish; publish('$(RUN)')"
 
 # JupyterLab on the notebooks, with the kit's interpreter as the `python3` kernel (inline figures: no MPLBACKEND).
 lab: setup

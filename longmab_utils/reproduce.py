@@ -257,3 +257,36 @@ def reproduce(
     print(summary_table(manifest))
     print(f"run folder: {run_dir}")
     return manifest
+
+
+EXECUTED_DOCS = PROJECT_ROOT / "docs" / "executed"
+
+
+def publish(run_dir: str | os.PathLike, out: Path = EXECUTED_DOCS) -> list[Path]:
+    """Copy a complete cpu-tiny run's executed notebooks 01-07 into `out` (the course with its outputs, for
+    readers on GitHub) with a README naming the run's commit and times; refuses any other run."""
+    import shutil
+
+    run_dir = Path(run_dir)
+    manifest = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").exists() else {}
+    done = list(manifest.get("notebook_seconds", {}))
+    if manifest.get("status") != "complete" or done != list(COURSE + ABLATIONS) or manifest["profile"] != "cpu-tiny":
+        raise UserError(
+            f"{run_dir} is not a complete cpu-tiny run of 01-07 (status {manifest.get('status')!r}, notebooks "
+            f"{done}): make reproduce ARGS=--ablations, then make executed RUN=that/run"
+        )
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    copied = [Path(shutil.copy2(run_dir / "executed" / f"{name}.ipynb", out)) for name in done]
+    rows = "\n".join(
+        f"| [{name}]({name}.ipynb) | {seconds:.0f} |" for name, seconds in manifest["notebook_seconds"].items()
+    )
+    (out / "README.md").write_text(
+        "# The course, executed\n\n"
+        f"Notebooks 01-07 as `make reproduce ARGS=--ablations` executed them (profile cpu-tiny, seed "
+        f"{manifest['parameters']['seed']}, commit `{manifest['git_commit']}`), with every output and figure; "
+        "`make executed RUN=runs/<run>` refreshes this folder, and `tests/test_docs.py` fails when a notebook's "
+        "code no longer matches its executed copy.\n\n| notebook | seconds on 2 CPU cores |\n|---|---|\n"
+        f"{rows}\n"
+    )
+    return copied
