@@ -46,6 +46,11 @@ def evaluation_section(paired: dict[str, Any] | None) -> str:
     )
 
 
+def rounded(value: float | None) -> str:
+    """A logged loss to four decimals, or `none` when nothing was logged."""
+    return "none" if value is None else f"{value:.4f}"
+
+
 def card_text(
     profile: Profile, settings: dict[str, Any], summary: dict[str, Any], paired: dict[str, Any] | None = None
 ) -> str:
@@ -77,8 +82,8 @@ samples of `{profile.data}`; data card: {data_card(profile.data)}.
 
 ## Training settings
 Base policy `{profile.policy_model}`{merged},
-{summary.get("steps")} logged steps, loss {summary.get("first_loss")} -> {summary.get("last_loss")},
-{summary.get("trainable_params")} trainable of {summary.get("total_params")} parameters.
+{summary.get("steps")} logged steps, loss {rounded(summary.get("first_loss"))} -> {rounded(summary.get("last_loss"))},
+{summary.get("trainable_params", 0):,} trainable of {summary.get("total_params", 0):,} parameters.
 
 | setting | value |
 |---|---|

@@ -3,6 +3,7 @@ lands on a heading or an explicit anchor (GitHub's rules), the numbered deviatio
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -90,3 +91,35 @@ def test_every_anchor_link_lands_on_a_heading_or_anchor(path):
     for page, fragment in anchor_links(path):
         assert page.exists(), f"{path.name}: broken link to {page}"
         assert fragment in anchors(page), f"{path.name}: {page.name} has no anchor #{fragment}"
+
+
+def code_cells(path: Path) -> list[str]:
+    """A notebook's code, cell by cell, without the parameters papermill injects into an executed copy."""
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    return [c.source for c in cells if "injected-parameters" not in c.metadata.get("tags", [])]
+
+
+def test_the_executed_course_is_the_current_notebooks_code_with_outputs():
+    from longmab_utils.reproduce import ABLATIONS, COURSE, EXECUTED_DOCS
+
+    for name in COURSE + ABLATIONS:
+        executed = EXECUTED_DOCS / f"{name}.ipynb"
+        assert code_cells(executed) == code_cells(ROOT / "notebooks" / f"{name}.ipynb"), (
+            f"{executed.relative_to(ROOT)} is stale: make reproduce ARGS=--ablations && make executed RUN=runs/<run>"
+        )
+        outputs = [o for c in nbformat.read(executed, as_version=4).cells for o in c.get("outputs", [])]
+        assert any("image/png" in o.get("data", {}) for o in outputs), f"{name}: no figure"
+    assert sum(p.stat().st_size for p in EXECUTED_DOCS.iterdir()) < 8_000_000  # a few MB in the repository
+
+
+def test_only_a_complete_cpu_tiny_run_of_01_to_07_is_published(tmp_path):
+    from longmab_utils.errors import UserError
+    from longmab_utils.reproduce import COURSE, publish
+
+    run = tmp_path / "run"
+    run.mkdir()
+    manifest = {"status": "complete", "profile": "cpu-tiny", "notebook_seconds": dict.fromkeys(COURSE, 1.0)}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="not a complete cpu-tiny run of 01-07"):
+        publish(run, tmp_path / "out")  # 07 is missing
+    assert not (tmp_path / "out").exists()

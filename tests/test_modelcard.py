@@ -30,6 +30,7 @@ def test_a_trained_card_loads_as_a_hub_card_with_its_base_model_settings_and_no_
     assert card.data.base_model == "Qwen/Qwen2.5-3B-Instruct" and card.data.library_name == "peft"
     assert "dpo" in card.data.tags
     assert "| `dpo.beta` | `0.25` |" in card.text and "16 preference pairs (2 more held out" in card.text
+    assert "loss 0.6930 -> 0.4100" in card.text and "1,000 trainable of 135,000 parameters" in card.text
     assert "Not evaluated yet" in card.text
 
 
