@@ -82,23 +82,27 @@ def fit_prompt(context: str, question: str, tokenizer: Any, max_input_len: int) 
 def evaluate_items(
     items: Sequence[dict[str, Any]], generator: Generator, tokenizer: Any, settings: EvalSettings, desc: str
 ) -> list[dict[str, Any]]:
-    """Greedy answers and per-item metrics for one evaluation set."""
+    """Greedy answers and per-item metrics for one evaluation set (`answered`: the response has an answer line)."""
     fitted = [fit_prompt(item["context"], item["input"], tokenizer, settings.max_input_len) for item in items]
     sampling = SamplingConfig(
         temperature=0.0, presence_penalty=settings.presence_penalty, max_new_tokens=settings.max_new_tokens
     )
     responses = generator.generate([user_message(prompt) for prompt, _ in fitted], sampling, desc=desc)
-    return [
-        {
-            "id": item["id"],
-            "answers": item["answers"],
-            "prediction": extract_answer(response)[0],
-            "response": response,
-            "truncated": truncated,
-            **answer_metrics(response, item["answers"]),
-        }
-        for item, (_, truncated), response in zip(items, fitted, responses)
-    ]
+    rows = []
+    for item, (_, truncated), response in zip(items, fitted, responses):
+        prediction, answered = extract_answer(response)
+        rows.append(
+            {
+                "id": item["id"],
+                "answers": item["answers"],
+                "prediction": prediction,
+                "answered": answered,
+                "response": response,
+                "truncated": truncated,
+                **answer_metrics(response, item["answers"]),
+            }
+        )
+    return rows
 
 
 def evaluate(
@@ -120,8 +124,7 @@ def evaluate(
     for path, items in zip(paths, sets):
         rows, rows_all = rows_all[: len(items)], rows_all[len(items) :]
         write_jsonl(Path(out_dir) / "predictions" / label / f"{path.stem}.jsonl", rows)
-        scores[path.stem] = {m: sum(r[m] for r in rows) / len(rows) for m in ("em", "f1", "subem")}
-        scores[path.stem]["answered"] = sum(extract_answer(r["response"])[1] for r in rows) / len(rows)
+        scores[path.stem] = {m: sum(r[m] for r in rows) / len(rows) for m in ("em", "f1", "subem", "answered")}
         scores[path.stem]["n"] = len(rows)
         files[path.name] = sha256(path)
         per_set[path.stem] = rows
@@ -212,16 +215,17 @@ def paired_comparison(base: Sequence[dict[str, Any]], trained: Sequence[dict[str
 
 def paired_section(base: dict[str, list[dict]], trained: dict[str, list[dict]]) -> dict[str, Any]:
     """`metrics.json`'s `paired`: the paired comparison per evaluation set and over all their items together."""
-    keyed = {name: [{**r, "id": f"{name}/{r['id']}"} for r in rows] for name, rows in base.items()}
-    keyed_trained = {name: [{**r, "id": f"{name}/{r['id']}"} for r in rows] for name, rows in trained.items()}
+
+    def pooled(sets: dict[str, list[dict]]) -> list[dict]:
+        """Every set's rows in one list, ids prefixed with their set so that two sets' ids never meet."""
+        return [{**r, "id": f"{name}/{r['id']}"} for name, rows in sets.items() for r in rows]
+
     return {
         "wins_by": "f1",
         "test": "two-sided exact sign test, ties dropped",
         "interval": f"95% percentile bootstrap over items, {BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}",
         "sets": {name: paired_comparison(base[name], trained[name]) for name in base},
-        "all": paired_comparison(
-            [r for rows in keyed.values() for r in rows], [r for rows in keyed_trained.values() for r in rows]
-        ),
+        "all": paired_comparison(pooled(base), pooled(trained)),
     }
 
 
