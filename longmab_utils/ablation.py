@@ -7,6 +7,7 @@ measures come from `measures.py`.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from contextlib import closing
@@ -19,7 +20,9 @@ from .config import Profile
 from .data import read_json, read_records, write_json, write_jsonl
 from .embeddings import batch_priors, embed
 from .errors import UserError
-from .measures import arm_means, cumulative_regret, distinct_n, evidence_coverage, mean_pairwise_distance, pair_stats
+from .evaluation import bootstrap_interval
+from .measures import distinct_n, evidence_coverage, mean_pairwise_distance
+from .metrics import pair_score
 from .runfolder import sha256, step_settings
 from .runlock import writes_run_dir
 
@@ -107,54 +110,87 @@ def split_by_arm(rollouts: Sequence[dict]) -> dict[str, list[dict]]:
     return arms
 
 
-def regret_curves(rollouts: Sequence[dict], k: int) -> dict[str, np.ndarray]:
-    """Per arm, cumulative regret by round (one row per sample); arm means pooled over every k-subset arm."""
-    arms = split_by_arm(rollouts)
-    subset_arms = [a for a, records in arms.items() if all(len(r["selected"]) <= k for r in records[0]["rounds"])]
-    by_sample: dict[str, list[dict]] = {}
-    for arm in subset_arms:
-        for record in arms[arm]:
-            by_sample.setdefault(record["id"], []).append(record)
-    means = {sid: arm_means(runs, runs[0]["n_chunks"]) for sid, runs in by_sample.items()}
+def sample_measures(record: dict, embedder: Any) -> dict[str, float]:
+    """One sample's measures under one policy (NaN where undefined: pair scores without a pair, unknown evidence)."""
+    responses = [r["response"] for r in record["rounds"]]
+    scores = [pair_score(text, record["answer"]) for text in responses]
+    has_pair = max(scores) > min(scores)  # select_pair's rule: its chosen scores max(scores), its rejected min
+    coverage = evidence_coverage(record)
     return {
-        arm: np.array(
-            [
-                cumulative_regret([r["selected"] for r in rec["rounds"]], means[rec["id"]], min(k, rec["n_chunks"]))
-                for rec in records
-            ]
-        )
-        for arm, records in arms.items()
+        "pair_yield": float(has_pair),
+        "chosen_score": max(scores) if has_pair else math.nan,
+        "rejected_score": min(scores) if has_pair else math.nan,
+        "score_gap": max(scores) - min(scores) if has_pair else math.nan,
+        "distinct_2": distinct_n(responses, 2),
+        "embedding_distance": mean_pairwise_distance(embed(embedder, responses)),
+        "evidence_coverage": math.nan if coverage is None else coverage,
+        "mean_reward": float(np.mean([r["reward"] for r in record["rounds"]])),
     }
 
 
-def measure(rollouts: Sequence[dict], embedder: Any, k: int, seed: int) -> dict[str, dict[str, float]]:
-    """Every measure of every arm: pairs, diversity, evidence coverage (if known), reward and final regret."""
-    regret = regret_curves(rollouts, k)
+def per_sample(rollouts: Sequence[dict], embedder: Any) -> dict[str, dict[str, dict[str, float]]]:
+    """Every arm's measures per sample: arm -> sample id -> measure -> value."""
+    return {
+        arm: {record["id"]: sample_measures(record, embedder) for record in records}
+        for arm, records in split_by_arm(rollouts).items()
+    }
+
+
+def summarise(rows: dict[str, dict[str, float]]) -> dict[str, float]:
+    """An arm's table row: each measure's mean over the samples where it is defined (evidence: left out if never)."""
     table = {}
-    for arm, records in split_by_arm(rollouts).items():
-        responses = [[r["response"] for r in record["rounds"]] for record in records]
-        distances = [mean_pairwise_distance(embed(embedder, texts)) for texts in responses]
-        coverage = [share for share in map(evidence_coverage, records) if share is not None]
-        table[arm] = {
-            **pair_stats(records, seed),
-            "distinct_2": float(np.mean([distinct_n(texts, 2) for texts in responses])),
-            "embedding_distance": float(np.mean(distances)),
-            **({"evidence_coverage": float(np.mean(coverage))} if coverage else {}),
-            "mean_reward": float(np.mean([r["reward"] for record in records for r in record["rounds"]])),
-            "final_regret": float(regret[arm][:, -1].mean()),
-        }
+    for measure in next(iter(rows.values())):
+        values = [row[measure] for row in rows.values() if not math.isnan(row[measure])]
+        if values or measure != "evidence_coverage":
+            table[measure] = float(np.mean(values)) if values else math.nan
     return table
+
+
+DIFFERENCES = ("pair_yield", "score_gap", "evidence_coverage", "distinct_2", "embedding_distance", "mean_reward")
+"""The measures whose paired differences (the paper's arm minus each other arm) get bootstrap intervals."""
+
+
+def paired_differences(
+    samples: dict[str, dict[str, dict[str, float]]], reference: str, measures: Sequence[str] = DIFFERENCES
+) -> dict[str, dict]:
+    """Per other arm and measure: the mean over samples of `reference` minus that arm, with a bootstrap 95% interval.
+
+    Common random numbers make the per-sample difference the fair unit; a sample where either value is
+    undefined (no pair, unknown evidence) is left out of that measure, and `n` says how many remain.
+    """
+    result: dict[str, dict] = {}
+    for arm, rows in samples.items():
+        if arm == reference:
+            continue
+        result[arm] = {}
+        for measure in measures:
+            pairs = [(samples[reference][sid][measure], row[measure]) for sid, row in rows.items()]
+            differences = [a - b for a, b in pairs if not (math.isnan(a) or math.isnan(b))]
+            if differences:
+                low, high = bootstrap_interval(differences)
+                result[arm][measure] = {"mean": float(np.mean(differences)), "low": low, "high": high}
+                result[arm][measure]["n"] = len(differences)
+    return result
+
+
+def measure(rollouts: Sequence[dict], embedder: Any) -> dict[str, Any]:
+    """Every arm's measures averaged over samples (`table`), and the paper's arm minus each other (`differences`)."""
+    samples = per_sample(rollouts, embedder)
+    return {
+        "table": {arm: summarise(rows) for arm, rows in samples.items()},
+        "differences": paired_differences(samples, next(iter(samples))),
+    }
 
 
 @writes_run_dir("ablation")
 def run_ablation(
     profile: Profile, run_dir: str | os.PathLike, samples: int | None, study: dict[str, tuple[str, str]] = STUDY
 ) -> dict[str, Any]:
-    """Run the study, measure every arm, and write `ablation/measures.json`; returns the measures and regret curves."""
+    """Run the study, measure every arm, write `ablation/measures.json` and `ablation/differences.json`; return both."""
     from .models import load_embedder
 
     rollouts = run_study(profile, run_dir, samples, study)
-    embedder = load_embedder(profile.embedding_model, profile.embedder_trust_remote_code)
-    table = measure(rollouts, embedder, profile.top_k, profile.seed)
-    write_json(Path(run_dir) / "ablation" / "measures.json", table)
-    return {"measures": table, "regret": regret_curves(rollouts, profile.top_k)}
+    result = measure(rollouts, load_embedder(profile.embedding_model, profile.embedder_trust_remote_code))
+    write_json(Path(run_dir) / "ablation" / "measures.json", result["table"])
+    write_json(Path(run_dir) / "ablation" / "differences.json", result["differences"])
+    return {"measures": result["table"], "differences": result["differences"]}

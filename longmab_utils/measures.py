@@ -7,32 +7,9 @@ plain values, so each measure can be checked on hand-made inputs.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
 import numpy as np
-
-from .metrics import pair_score
-from .pairs import select_pair
-
-
-def pair_stats(records: Sequence[dict], seed: int) -> dict[str, float]:
-    """Pair yield (share of samples with a pair) and mean chosen, rejected and gap of pair scores."""
-    rng = random.Random(seed)
-    chosen, rejected = [], []
-    for record in records:
-        responses = [r["response"] for r in record["rounds"]]
-        picked = select_pair(responses, record["answer"], rng)
-        if picked is not None:
-            chosen.append(pair_score(responses[picked[0]], record["answer"]))
-            rejected.append(pair_score(responses[picked[1]], record["answer"]))
-    mean = lambda values: float(np.mean(values)) if values else float("nan")  # noqa: E731
-    return {
-        "pair_yield": len(chosen) / len(records) if records else float("nan"),
-        "chosen_score": mean(chosen),
-        "rejected_score": mean(rejected),
-        "score_gap": mean([c - r for c, r in zip(chosen, rejected)]),
-    }
 
 
 def distinct_n(texts: Sequence[str], n: int = 2) -> float:
@@ -64,25 +41,3 @@ def evidence_coverage(record: dict) -> float | None:
         return None
     rounds = record["rounds"]
     return sum(covers_evidence(r["selected"], record["evidence_chunks"]) for r in rounds) / len(rounds)
-
-
-def arm_means(runs: Sequence[dict], n_chunks: int) -> np.ndarray:
-    """Mean reward of each arm over every round that selected it, pooled over rollouts of one sample (NaN if never)."""
-    totals, counts = np.zeros(n_chunks), np.zeros(n_chunks)
-    for record in runs:
-        for r in record["rounds"]:
-            totals[r["selected"]] += r["reward"]
-            counts[r["selected"]] += 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
-
-
-def cumulative_regret(selections: Sequence[Sequence[int]], means: np.ndarray, k: int) -> np.ndarray:
-    """Cumulative regret per round against the best fixed k-subset, a subset valued at the mean of its arm means.
-
-    Arms never observed count as 0. This is the Bernoulli-arms model of notebook 02 with the arm
-    means estimated in hindsight from the rollouts themselves.
-    """
-    means = np.nan_to_num(np.asarray(means, dtype=np.float64), nan=0.0)
-    best = float(np.mean(np.sort(means)[-k:]))
-    return np.cumsum([best - float(np.mean(means[list(s)])) for s in selections])

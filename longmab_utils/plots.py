@@ -192,23 +192,6 @@ def ucb_bonus_curves(bonus: Any, path: str | os.PathLike, counts: int = 30) -> A
     return save(fig, path)
 
 
-def regret_curves(curves: dict[str, Any], path: str | os.PathLike, title: str) -> Any:
-    """Mean cumulative regret per round for each policy, with a band of one standard error."""
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for name, runs in curves.items():
-        runs = np.asarray(runs)
-        mean, se = runs.mean(axis=0), runs.std(axis=0) / np.sqrt(len(runs))
-        rounds = np.arange(1, runs.shape[1] + 1)
-        ax.plot(rounds, mean, label=name)
-        ax.fill_between(rounds, mean - se, mean + se, alpha=0.2)
-    ax.set(xlabel="round", ylabel="cumulative regret", title=title)
-    ax.legend(fontsize=8, title="shading: mean ± 1 standard error", title_fontsize=8)
-    fig.tight_layout()
-    return save(fig, path)
-
-
 def priors_vs_evidence(
     priors: Sequence[float], evidence_chunks: Sequence[Sequence[int]], path: str | os.PathLike
 ) -> Any:
@@ -318,7 +301,6 @@ ABLATION_MEASURES = {
     "embedding_distance": "embedding distance (higher: more varied)",
     "evidence_coverage": "evidence coverage (higher: sees the evidence)",
     "mean_reward": "mean reward",
-    "final_regret": "final regret (lower: closer to the best subset)",
 }
 """Each ablation measure's panel title, saying which way is better where one way is."""
 
@@ -343,5 +325,36 @@ def ablation_bars(table: Any, path: str | os.PathLike) -> Any:
     for ax in list(axes.flat)[len(columns) :]:
         ax.axis("off")
     fig.suptitle("the study's measures by policy (red: the paper's UCB with probe priors)", fontsize=10)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def ablation_differences(differences: dict[str, dict], path: str | os.PathLike) -> Any:
+    """One panel per measure: the paper's arm minus each other arm, mean over samples with its 95% interval."""
+    import numpy as np
+
+    measures = list(dict.fromkeys(m for row in differences.values() for m in row))
+    fig, axes = plt.subplots(
+        1, len(measures), figsize=(2.6 * len(measures), 0.45 * len(differences) + 1.6), sharey=True
+    )
+    positions = range(len(differences))[::-1]
+    for ax, measure in zip(np.atleast_1d(axes), measures):
+        for position, row in zip(positions, differences.values()):
+            if measure in row:
+                cell = row[measure]
+                ax.errorbar(
+                    cell["mean"],
+                    position,
+                    xerr=[[cell["mean"] - cell["low"]], [cell["high"] - cell["mean"]]],
+                    fmt="o",
+                    color="C3" if cell["low"] > 0 or cell["high"] < 0 else "C0",
+                    capsize=3,
+                )
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_yticks(list(positions), list(differences), fontsize=8)
+        ax.set_title(ABLATION_MEASURES.get(measure, measure).split(" (")[0], fontsize=9)
+    fig.suptitle(
+        "paper's arm minus each policy, per sample: mean and 95% bootstrap interval (red: excludes 0)", fontsize=10
+    )
     fig.tight_layout()
     return save(fig, path)

@@ -907,7 +907,7 @@ def to_longbench(samples: Sequence[dict]) -> list[dict]:
 
 @dataclass(frozen=True)
 class Bundle:
-    """One bundled data set: a training file and three evaluation files of one length range."""
+    """One bundled data set: a training file (none when `train_size` is 0) and three evaluation files of one length range."""
 
     folder: str
     train_size: int
@@ -920,23 +920,26 @@ BUNDLES = (
     Bundle("", 64, 16, BUNDLED_TARGET_TOKENS, 0),
     Bundle("tiny", 48, 8, TINY_TARGET_TOKENS, 10),
     Bundle("long", 24, 8, LONG_TARGET_TOKENS, 20),
+    Bundle("heldout", 0, 48, TINY_TARGET_TOKENS, 30),  # 48 fresh items per set in the tiny set's lengths (cpu-demo)
 )
 
 
 def _write_bundle(out_dir: Path, bundle: Bundle, asked: list[str]) -> list[Path]:
-    """Write one bundle's train.jsonl and eval/synth_*.jsonl, never repeating a question in `asked` (extended)."""
+    """Write one bundle's train.jsonl (if any) and eval/synth_*.jsonl, never repeating a question in `asked` (extended)."""
     folder = out_dir / bundle.folder
     prefix = f"{bundle.folder}-" if bundle.folder else ""
-    train = generate_samples(
-        bundle.train_size,
-        seed=bundle.seed,
-        target_tokens=bundle.target_tokens,
-        id_prefix=f"{prefix}train",
-        exclude_questions=asked,
-    )
-    paths = [folder / "train.jsonl"]
-    write_jsonl(paths[0], train)
-    asked += [sample["question"] for sample in train]
+    paths = []
+    if bundle.train_size:
+        train = generate_samples(
+            bundle.train_size,
+            seed=bundle.seed,
+            target_tokens=bundle.target_tokens,
+            id_prefix=f"{prefix}train",
+            exclude_questions=asked,
+        )
+        paths.append(folder / "train.jsonl")
+        write_jsonl(paths[0], train)
+        asked += [sample["question"] for sample in train]
     for name, seed, hops, kinds in _EVAL_SETS:
         samples = generate_samples(
             bundle.eval_size,
@@ -954,7 +957,7 @@ def _write_bundle(out_dir: Path, bundle: Bundle, asked: list[str]) -> list[Path]
 
 
 def build_bundled_data(out_dir: Path) -> list[Path]:
-    """Write every bundled data set (data/sample, data/sample/tiny, data/sample/long) under out_dir; return the paths."""
+    """Write every bundled data set (data/sample and its tiny, long and heldout folders) under out_dir; return the paths."""
     asked: list[str] = []
     return [path for bundle in BUNDLES for path in _write_bundle(Path(out_dir), bundle, asked)]
 

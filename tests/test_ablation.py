@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from test_measures import record
 from test_rollout import FakeGenerator, fake, priors_records
 
 from longmab_utils import ablation
@@ -77,9 +78,9 @@ def test_study_rolls_every_arm_over_the_same_samples_and_measures_them(tmp_path,
     result = ablation.run_ablation(profile, tmp_path, samples=3)
     table = result["measures"]
     assert list(table) == list(ablation.STUDY)
-    for arm, row in table.items():
-        assert 0 <= row["pair_yield"] <= 1 and 0 <= row["evidence_coverage"] <= 1 and 0 <= row["distinct_2"] <= 1
-        assert result["regret"][arm].shape == (3, 3)
+    assert "final_regret" not in table["greedy"]  # dropped: hindsight means from the rollouts favour greedy
+    assert set(result["differences"]) == set(ablation.STUDY) - {"ucb_probe_prior"}
+    assert result["differences"] == json.loads((tmp_path / "ablation" / "differences.json").read_text())
     assert table["full_context"]["evidence_coverage"] == 1.0  # every chunk, every round
     rollouts = ablation.split_by_arm(read_records(tmp_path / "ablation" / "rollout.jsonl"))
     assert all([r["id"] for r in rows] == ["s0", "s1", "s2"] for rows in rollouts.values())
@@ -146,3 +147,44 @@ def test_measures_leave_out_evidence_coverage_when_the_data_records_no_evidence(
     monkeypatch.setattr("longmab_utils.models.load_embedder", lambda name, trust=False: FakeEmbedder())
     table = ablation.run_ablation(get_profile("smoke", {"rounds": 2, "top_k": 2}), tmp_path, samples=3)["measures"]
     assert all("evidence_coverage" not in row and 0 <= row["pair_yield"] <= 1 for row in table.values())
+
+
+RIGHT, WRONG, PARTIAL = "Reasoning: it says so.\nAnswer: Vell", "Reasoning: no.\nAnswer: Dorn", "Answer: Vell Press"
+
+
+def test_a_samples_pair_scores_follow_select_pairs_rule():
+    rows = [ablation.sample_measures(record(texts), FakeEmbedder()) for texts in ([RIGHT, WRONG], [PARTIAL, WRONG])]
+    assert [row["pair_yield"] for row in rows] == [1.0, 1.0]
+    # PARTIAL: SubEM 1, F1 of "vell press" vs "vell" = 2/3 -> pair score 5/6
+    assert [row["chosen_score"] for row in rows] == pytest.approx([1.0, 5 / 6])
+    assert [row["score_gap"] for row in rows] == pytest.approx([1.0, 5 / 6]) and rows[1]["rejected_score"] == 0.0
+    tie = ablation.sample_measures(record([WRONG, WRONG], evidence=()), FakeEmbedder())
+    assert tie["pair_yield"] == 0.0 and np.isnan(tie["score_gap"]) and np.isnan(tie["evidence_coverage"])
+    assert "evidence_coverage" not in ablation.summarise({"s0": tie})  # no sample with known evidence
+
+
+def test_paired_differences_are_per_sample_and_skip_undefined_values():
+    def row(pair, gap, reward):
+        return {
+            "pair_yield": pair,
+            "score_gap": gap,
+            "mean_reward": reward,
+            "evidence_coverage": np.nan,
+            "distinct_2": 0.5,
+            "embedding_distance": 0.1,
+        }
+
+    samples = {
+        "paper": {"a": row(1.0, 0.8, 0.5), "b": row(1.0, 0.6, 0.3), "c": row(0.0, np.nan, 0.1)},
+        "other": {"a": row(1.0, 0.5, 0.4), "b": row(0.0, np.nan, 0.3), "c": row(0.0, np.nan, 0.4)},
+    }
+    result = ablation.paired_differences(samples, "paper")
+    assert list(result) == ["other"] and "evidence_coverage" not in result["other"]  # never defined
+    assert result["other"]["pair_yield"]["mean"] == pytest.approx((0 + 1 + 0) / 3)
+    gap = result["other"]["score_gap"]
+    assert (
+        gap["n"] == 1 and gap["mean"] == pytest.approx(0.3) and (gap["low"], gap["high"]) == pytest.approx((0.3, 0.3))
+    )
+    reward = result["other"]["mean_reward"]
+    assert reward["mean"] == pytest.approx((0.1 + 0.0 - 0.3) / 3) and reward["low"] <= reward["mean"] <= reward["high"]
+    assert result["other"]["distinct_2"] == {"mean": 0.0, "low": 0.0, "high": 0.0, "n": 3}

@@ -14,6 +14,7 @@ SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
 EVAL_NAMES = ("synth_bridge", "synth_comparison", "synth_lookup")
 FILES = ("train.jsonl", *(f"eval/{name}.jsonl" for name in EVAL_NAMES))
 BUNDLED = tuple(f"{folder}{name}" for folder in ("", "tiny/", "long/") for name in FILES)
+BUNDLED += tuple(f"heldout/{name}" for name in FILES if name != "train.jsonl")  # evaluation only
 OVERSHOOT = 50  # the last sentence added may pass the target by less than this (approximate tokens)
 GPU_PROFILES = ("paper", "gpu-16gb")
 MIN_ARMS = 6  # DESIGN.md: every profile gives the bandit at least this many chunks per sample
@@ -183,12 +184,13 @@ def test_cli_regenerates_the_bundled_files_byte_for_byte(tmp_path):
 
 @pytest.mark.parametrize(
     ("folder", "train_size", "eval_size", "low", "high"),
-    [("", 64, 16, 1000, 2000), ("tiny", 48, 8, 350, 610), ("long", 24, 8, 8000, 11250)],
+    [("", 64, 16, 1000, 2000), ("tiny", 48, 8, 350, 610), ("long", 24, 8, 8000, 11250), ("heldout", 0, 48, 350, 610)],
 )
 def test_bundled_files_validate_and_stay_in_their_length_range(folder, train_size, eval_size, low, high):
-    train = read_samples(SAMPLE_DIR / folder / "train.jsonl")
+    train = read_samples(SAMPLE_DIR / folder / "train.jsonl") if train_size else []
     evals = {name: read_longbench(SAMPLE_DIR / folder / "eval" / f"{name}.jsonl") for name in EVAL_NAMES}
-    assert len(train) == train_size and {s["type"] for s in train} == {"bridge", "comparison"}
+    assert len(train) == train_size and {s["type"] for s in train} <= {"bridge", "comparison"}
+    assert not (SAMPLE_DIR / folder / "train.jsonl").exists() or train_size
     assert all(len(items) == eval_size for items in evals.values())
     assert {item["type"] for item in evals["synth_bridge"]} == {"bridge"}
     assert {item["type"] for item in evals["synth_comparison"]} == {"comparison"}
