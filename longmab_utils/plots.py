@@ -192,6 +192,23 @@ def ucb_bonus_curves(bonus: Any, path: str | os.PathLike, counts: int = 30) -> A
     return save(fig, path)
 
 
+def regret_curves(curves: dict[str, Any], path: str | os.PathLike, title: str) -> Any:
+    """Mean cumulative regret per round for each policy, with a band of one standard error."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, runs in curves.items():
+        runs = np.asarray(runs)
+        mean, se = runs.mean(axis=0), runs.std(axis=0) / np.sqrt(len(runs))
+        rounds = np.arange(1, runs.shape[1] + 1)
+        ax.plot(rounds, mean, label=name)
+        ax.fill_between(rounds, mean - se, mean + se, alpha=0.2)
+    ax.set(xlabel="round", ylabel="cumulative regret", title=title)
+    ax.legend(fontsize=8, title="shading: mean ± 1 standard error", title_fontsize=8)
+    fig.tight_layout()
+    return save(fig, path)
+
+
 def priors_vs_evidence(
     priors: Sequence[float], evidence_chunks: Sequence[Sequence[int]], path: str | os.PathLike
 ) -> Any:

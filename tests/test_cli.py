@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -175,12 +174,36 @@ def test_probe_writes_priors_for_every_kept_sample(probed):
         assert record["probe"] and record["evidence_chunks"]
 
 
-def rollout_into(probed: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
+# Runs the CLI with a JSONL appender that writes the first record whole, then half of the second, and dies there.
+DIES_IN_SECOND_RECORD = """
+import os, signal, sys
+from longmab_utils import data
+from longmab_utils.__main__ import main
+append, written = data.JsonlAppender.append, []
+def append_then_die(self, record):
+    if written:
+        line = data._dumps(record)
+        self._handle.write(line[: len(line) // 2])
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+    append(self, record)
+    written.append(record)
+data.JsonlAppender.append = append_then_die
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def rollout_into(probed: Path, run_dir: Path, *extra: str, runner: str | None = None) -> subprocess.Popen:
+    """Start a rollout of the probed samples in a new run folder (with `runner`: that script instead of the CLI)."""
     run_dir.mkdir()
     for artifact in ("samples.jsonl", "priors.jsonl"):
         shutil.copy(probed / artifact, run_dir / artifact)
+    args = command("rollout", run_dir, *extra)
+    if runner:
+        args[1:3] = ["-c", runner]
     out = subprocess.DEVNULL
-    return subprocess.Popen(command("rollout", run_dir, *extra), cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.PIPE)
+    return subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.PIPE)
 
 
 def finish(process: subprocess.Popen) -> None:
@@ -204,14 +227,14 @@ def test_rollout_is_deterministic_and_survives_sigkill(probed, rolled, tmp_path)
 
     # One sample per batch, so that the samples finish one by one (smoke's batch of 6 writes all three at once);
     # the resumed run takes the other two in one batch: the batch changes nothing that is recorded.
-    killed = rollout_into(probed, tmp_path / "killed", "--set", "rollout_batch=1")
+    # The process kills itself (SIGKILL) half-way through writing the second sample: no race with a poller.
+    killed = rollout_into(probed, tmp_path / "killed", "--set", "rollout_batch=1", runner=DIES_IN_SECOND_RECORD)
+    _, err = killed.communicate(timeout=600)
+    assert killed.returncode == -signal.SIGKILL, err.decode()
     partial = tmp_path / "killed" / "rollout.jsonl"
-    while killed.poll() is None and not (partial.exists() and partial.read_bytes().count(b"\n") >= 1):
-        time.sleep(0.02)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
-    assert killed.returncode == -signal.SIGKILL, "the rollout finished before it could be killed"
-    assert partial.read_bytes() != reference
+    first, torn = partial.read_bytes().split(b"\n")
+    whole = reference.split(b"\n")
+    assert first == whole[0] and whole[1].startswith(torn) and 0 < len(torn) < len(whole[1])  # one line and a half
     resumed = subprocess.run(command("rollout", tmp_path / "killed"), cwd=ROOT, env=ENV, capture_output=True)
     assert resumed.returncode == 0, resumed.stderr.decode()
     assert partial.read_bytes() == reference
