@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -42,6 +43,20 @@ def run_step(step: str, profile: str, seed: int, run_dir: Path) -> dict[str, flo
     return {"seconds": round(seconds, 1), "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2)}  # ru_maxrss: KiB
 
 
+def items_for_power(wins: int, losses: int, items: int, power: float = 0.8) -> int | None:
+    """Held-out items a sign test at ALPHA would need to detect this seed's win share with `power` (normal
+    approximation), at this seed's share of decided items; None when the adapter is not ahead."""
+    from statistics import NormalDist
+
+    decided = wins + losses
+    if decided == 0 or wins <= losses:
+        return None
+    share = wins / decided
+    z_alpha, z_power = NormalDist().inv_cdf(1 - ALPHA / 2), NormalDist().inv_cdf(power)
+    needed = ((z_alpha * 0.5 + z_power * (share * (1 - share)) ** 0.5) / (share - 0.5)) ** 2
+    return math.ceil(needed * items / decided)
+
+
 def outcome(run_dir: Path) -> dict[str, Any]:
     """What a finished seed's `metrics.json` says: the paired comparison and the answered shares."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -51,6 +66,7 @@ def outcome(run_dir: Path) -> dict[str, Any]:
         "all": everything,
         "sets": paired["sets"],
         "adapter_ahead": everything["wins"] > everything["losses"] and everything["p"] < ALPHA,
+        "items_for_80pct_power": items_for_power(everything["wins"], everything["losses"], everything["n"]),
         "answered": {
             model: {name: scores["answered"] for name, scores in sets.items()}
             for model, sets in metrics["scores"].items()

@@ -80,7 +80,9 @@ def test_evaluation_serves_base_and_adapter_from_one_engine(tmp_path, monkeypatc
     profile = get_profile("smoke")
     scores = pipeline.evaluate(profile, tmp_path, str(adapter), "data/sample/tiny/eval")
     assert set(scores) == {"base", "trained"} and len(built) == 1 and ledger.most == 1 and ledger.alive == 0
-    assert built[0][1] == eval_context(profile.eval_max_input_len, profile.eval_max_new_tokens, 8192)[1]
+    # smoke: a 512-token prompt, the chat template's headers and a 16-token answer, well under the 8,192 limit
+    assert (profile.eval_max_input_len, profile.eval_max_new_tokens) == (512, 16)
+    assert built[0][1] == 512 + CHAT_TEMPLATE_ALLOWANCE + 16
     assert built[0][2] == profile.eval_batch_size
     assert ledger.events == ["load policy", "free policy"]
     assert [(label, adapter_on) for label, adapter_on, _ in built[0][3].calls] == [("base", False), ("trained", True)]
