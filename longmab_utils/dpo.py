@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .artifacts import ADAPTER, DPO_SETTINGS, TRAINING_LOG
 from .compat import checkpointing_kwargs, fp32_trainable
 from .config import DPOSettings, project_path
 from .data import read_records, write_json
@@ -332,12 +333,12 @@ def train_dpo(
         trainer.train(resume_from_checkpoint=last_checkpoint(trainer_dir))
     trainable, total = trainer.model.get_nb_trainable_parameters()
     peak, measured = peak_memory_gb()
-    adapter_dir = out_dir / "adapter"
+    adapter_dir = out_dir / ADAPTER
     if is_main_process():  # every rank of a distributed launch trains; one writes
         trainer.model.save_pretrained(adapter_dir)
         tokenizer.save_pretrained(adapter_dir)
-        write_json(adapter_dir / "dpo_settings.json", {**asdict(settings), "policy_model": policy_model})
-        write_json(adapter_dir / "training_log.json", trainer.state.log_history)
+        write_json(adapter_dir / DPO_SETTINGS, {**asdict(settings), "policy_model": policy_model})
+        write_json(adapter_dir / TRAINING_LOG, trainer.state.log_history)
         if (trainer_dir / "runs").exists():  # TensorBoard's event files (dpo.report_to), kept with the adapter
             shutil.copytree(trainer_dir / "runs", adapter_dir / "runs", dirs_exist_ok=True)
         shutil.rmtree(trainer_dir, ignore_errors=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .artifacts import METRICS, PREDICTIONS
 from .data import read_longbench, write_json, write_jsonl
 from .errors import UserError
 from .generation import Generator, SamplingConfig
@@ -123,7 +124,7 @@ def evaluate(
     scores, files, per_set = {}, {}, {}
     for path, items in zip(paths, sets):
         rows, rows_all = rows_all[: len(items)], rows_all[len(items) :]
-        write_jsonl(Path(out_dir) / "predictions" / label / f"{path.stem}.jsonl", rows)
+        write_jsonl(Path(out_dir) / PREDICTIONS / label / f"{path.stem}.jsonl", rows)
         scores[path.stem] = {m: sum(r[m] for r in rows) / len(rows) for m in ("em", "f1", "subem", "answered")}
         scores[path.stem]["n"] = len(rows)
         files[path.name] = sha256(path)
@@ -153,7 +154,7 @@ def record_metrics(out_dir: str | os.PathLike, results: dict[str, dict], setting
             **extra,
         },
     }
-    write_json(Path(out_dir) / "metrics.json", document)
+    write_json(Path(out_dir) / METRICS, document)
     return document
 
 

@@ -14,10 +14,28 @@ import shutil
 import sys
 from pathlib import Path
 
+from .artifacts import (
+    ADAPTER,
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    DPO_SETTINGS,
+    MANIFEST,
+    PAIRS,
+    PAIRS_SUMMARY,
+    PAIRS_TRL,
+    PRIORS,
+    PROBE_SUMMARY,
+    PROVENANCE,
+    ROLLOUT,
+    ROLLOUT_SUMMARY,
+    SAMPLES,
+    TRAIN_SUMMARY,
+    TRAINING_LOG,
+)
 from .config import PROJECT_ROOT, Profile, get_profile
 from .data import read_json, write_json
 from .errors import UserError
-from .runfolder import PRODUCERS, SETTINGS_FILE, STEPS, adapter_sha256, read_settings, sha256
+from .runfolder import PRODUCERS, SETTINGS, STEPS, adapter_sha256, read_settings, sha256
 
 SHIPPED = PROJECT_ROOT / "data" / "cpu-tiny-run"
 """The artifacts of the shipped cpu-tiny run."""
@@ -26,10 +44,10 @@ MAIN_ARTIFACT = {step: name for name, step in PRODUCERS.items()}
 """The artifact that shows a step has run, by step, in pipeline order: the last one it writes for later steps
 (the probe: `priors.jsonl`, written after `samples.jsonl`)."""
 
-SHIPPED_FILES = ("samples.jsonl", "priors.jsonl", "probe_summary.json", "rollout.jsonl", "rollout_summary.json")
-SHIPPED_FILES += ("pairs.jsonl", "pairs_trl.jsonl", "pairs_summary.json")
-SHIPPED_ADAPTER = ("adapter_config.json", "adapter_model.safetensors", "train_summary.json", "training_log.json")
-SHIPPED_ADAPTER += ("dpo_settings.json",)
+SHIPPED_FILES = (SAMPLES, PRIORS, PROBE_SUMMARY, ROLLOUT, ROLLOUT_SUMMARY)
+SHIPPED_FILES += (PAIRS, PAIRS_TRL, PAIRS_SUMMARY)
+SHIPPED_ADAPTER = (ADAPTER_CONFIG, ADAPTER_WEIGHTS, TRAIN_SUMMARY, TRAINING_LOG)
+SHIPPED_ADAPTER += (DPO_SETTINGS,)
 """What is shipped: the steps' artifacts, without exports that hold absolute paths, checkpoints or figures."""
 
 COMMAND = "make reproduce; python -m longmab_utils.fastforward runs/<that run>"
@@ -72,7 +90,7 @@ def ensure(
             "or set fast_forward = True to copy the shipped cpu-tiny artifacts"
         )
     profile = get_profile(profile) if isinstance(profile, str) else profile
-    records = read_json(shipped / SETTINGS_FILE)
+    records = read_json(shipped / SETTINGS)
     shipped_model = records["probe"]["settings"]["policy_model"]
     if profile.policy_model != shipped_model:
         raise UserError(
@@ -96,7 +114,7 @@ def ensure(
             elif source.exists():
                 shutil.copy2(source, target)
         document[name] = records[name]
-    write_json(run / SETTINGS_FILE, {**document, "stale": document.get("stale", {})})
+    write_json(run / SETTINGS, {**document, "stale": document.get("stale", {})})
     print(f"fast_forward: copied {', '.join(missing)} from the shipped cpu-tiny run ({shipped}) into {run}")
     return missing
 
@@ -116,17 +134,17 @@ def ship(run_dir: str | os.PathLike, target: str | os.PathLike = SHIPPED) -> Pat
         )
     if target.exists():
         shutil.rmtree(target)
-    (target / "adapter").mkdir(parents=True)
+    (target / ADAPTER).mkdir(parents=True)
     for name in SHIPPED_FILES:
         shutil.copy2(run / name, target / name)
     for name in SHIPPED_ADAPTER:
-        shutil.copy2(run / "adapter" / name, target / "adapter" / name)
+        shutil.copy2(run / ADAPTER / name, target / ADAPTER / name)
     kept = {step: records[step] for step in MAIN_ARTIFACT}
     kept["probe"]["data"] = os.path.relpath(kept["probe"]["data"], PROJECT_ROOT)
-    write_json(target / SETTINGS_FILE, {**kept, "stale": {}})
-    manifest = read_json(run / "manifest.json") if (run / "manifest.json").exists() else {}
+    write_json(target / SETTINGS, {**kept, "stale": {}})
+    manifest = read_json(run / MANIFEST) if (run / MANIFEST).exists() else {}
     provenance = {key: manifest.get(key) for key in ("profile", "git_commit", "versions")}
-    write_json(target / "provenance.json", {"run": run.name, **provenance, "command": COMMAND})
+    write_json(target / PROVENANCE, {"run": run.name, **provenance, "command": COMMAND})
     return target
 
 

@@ -24,6 +24,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from .artifacts import ADAPTER_CONFIG
 from .errors import UserError
 from .hardware import free_gpu_memory
 from .seeds import derive_seed
@@ -402,7 +403,7 @@ def lora_engine_kwargs(adapter: str | None) -> dict[str, Any]:
     import json
     from pathlib import Path
 
-    rank = json.loads((Path(adapter) / "adapter_config.json").read_text())["r"]
+    rank = json.loads((Path(adapter) / ADAPTER_CONFIG).read_text())["r"]
     return {"enable_lora": True, "max_lora_rank": vllm_lora_rank(rank), "max_loras": 1}
 
 

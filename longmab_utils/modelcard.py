@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .artifacts import DPO_SETTINGS, TRAIN_SUMMARY
 from .config import Profile, project_path
 
 KIT_URL = "https://github.com/longmab-kit/longmab-po-notebooks"
@@ -108,7 +109,7 @@ def write_model_card(adapter_dir: str | os.PathLike, profile: Profile, paired: d
     from .data import read_json
 
     folder = Path(adapter_dir)
-    settings, summary = read_json(folder / "dpo_settings.json"), read_json(folder / "train_summary.json")
+    settings, summary = read_json(folder / DPO_SETTINGS), read_json(folder / TRAIN_SUMMARY)
     path = folder / CARD
     ModelCard(card_text(profile, settings, summary, paired)).save(path)
     return path

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .artifacts import ADAPTER_CONFIG
 from .bundled import BUNDLED_EMBEDDER, BUNDLED_POLICY
 from .config import Profile
 from .errors import UserError
@@ -176,7 +177,7 @@ def attach_adapter(model: Any, folder: str, merge: bool = True) -> Any:
     """The model with a LoRA adapter from `folder`: merged into the weights, or kept switchable (PEFT)."""
     from peft import PeftModel
 
-    if not (Path(folder) / "adapter_config.json").is_file():
+    if not (Path(folder) / ADAPTER_CONFIG).is_file():
         raise ModelNotAvailable(f"no LoRA adapter at {folder} (expected adapter_config.json there)")
     with warnings.catch_warnings():  # PEFT still calls a transformers method deprecated in 5.x
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
+from .artifacts import LLAMAFACTORY, PAIRS, PAIRS_SUMMARY, PAIRS_TRL
 from .data import write_json, write_jsonl
 from .metrics import Golds, pair_score
 from .prompts import cot_answer_prompt
@@ -191,9 +192,9 @@ def run_pairs(
     """Build the pairs of a run and write `pairs.jsonl`, `pairs_trl.jsonl`, `llamafactory/` and `pairs_summary.json`."""
     out_dir = Path(out_dir)
     examples, skipped = build_pairs(tqdm(records, desc="pairs", unit="sample"), tokenizer, seed, max_prompt_length)
-    write_jsonl(out_dir / "pairs.jsonl", examples)
-    export_trl(examples, out_dir / "pairs_trl.jsonl")
-    export_llamafactory(examples, out_dir / "llamafactory")
+    write_jsonl(out_dir / PAIRS, examples)
+    export_trl(examples, out_dir / PAIRS_TRL)
+    export_llamafactory(examples, out_dir / LLAMAFACTORY)
     summary = pair_summary(examples, skipped, tokenizer, len(records))
-    write_json(out_dir / "pairs_summary.json", summary)
+    write_json(out_dir / PAIRS_SUMMARY, summary)
     return {k: v for k, v in summary.items() if k not in ("chosen_scores", "rejected_scores", "tokens")}

@@ -14,12 +14,25 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+from .artifacts import (
+    ADAPTER,
+    EVALUATION_FIGURE,
+    LLAMAFACTORY,
+    METRICS,
+    PAIRS,
+    PREDICTIONS,
+    PRIORS,
+    PROBE_SUMMARY,
+    ROLLOUT,
+    TRAIN_SUMMARY,
+    TRAINING_CURVES,
+)
 from .builddata import check_training_data
 from .chunking import HFTokenCounter
 from .config import Profile, project_path
 from .data import import_samples, read_json, read_records, read_samples, write_json
 from .errors import UserError
-from .runfolder import SAMPLES_FILE, adapter_sha256, begin, sha256
+from .runfolder import SAMPLES, adapter_sha256, begin, sha256
 from .runlock import writes_run_dir
 
 
@@ -52,7 +65,7 @@ def probe(profile: Profile, run_dir: str | os.PathLike, data: str | None = None,
     source = training_data(profile, data)  # a missing file stops before the run folder is made
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    staged = run / f".{SAMPLES_FILE}.new"
+    staged = run / f".{SAMPLES}.new"
     import_samples(source, staged)  # validates the whole file; nothing is written if a line is bad
     try:
         check_remote_code(
@@ -61,15 +74,15 @@ def probe(profile: Profile, run_dir: str | os.PathLike, data: str | None = None,
                 "embedder_trust_remote_code": (profile.embedding_model, profile.embedder_trust_remote_code),
             }
         )
-        matched = begin(run, "probe", profile, {SAMPLES_FILE: sha256(staged)}, force, data=str(source.resolve()))
+        matched = begin(run, "probe", profile, {SAMPLES: sha256(staged)}, force, data=str(source.resolve()))
     except BaseException:
         staged.unlink()
         raise
-    os.replace(staged, run / SAMPLES_FILE)
-    if matched and (run / "priors.jsonl").exists() and (run / "probe_summary.json").exists():
+    os.replace(staged, run / SAMPLES)
+    if matched and (run / PRIORS).exists() and (run / PROBE_SUMMARY).exists():
         print(f"{run}/priors.jsonl was made with these settings and samples; reusing it")
-        return read_json(run / "probe_summary.json")
-    samples = load_samples(profile, run / SAMPLES_FILE)
+        return read_json(run / PROBE_SUMMARY)
+    samples = load_samples(profile, run / SAMPLES)
     began = time.perf_counter()
     generator = build_generator(profile)
     tokenizer = generator.tokenizer
@@ -88,11 +101,11 @@ def rollout(profile: Profile, run_dir: str | os.PathLike, shard: str | None = No
     from .rollout import rollout_path, run_rollout
     from .rollout import shard as shard_records
 
-    priors_path = artifact(run_dir, "priors.jsonl", "probe")
+    priors_path = artifact(run_dir, PRIORS, "probe")
     records = read_records(priors_path)
     shard_records(records, shard)
     shard_file = rollout_path(run_dir, shard).name if shard else None
-    begin(run_dir, "rollout", profile, {"priors.jsonl": sha256(priors_path)}, force, shard=shard_file)
+    begin(run_dir, "rollout", profile, {PRIORS: sha256(priors_path)}, force, shard=shard_file)
     with closing(build_generator(profile)) as generator:  # also on Ctrl-C: an engine left behind holds the GPU
         return run_rollout(records, generator, profile, run_dir, shard)
 
@@ -105,8 +118,8 @@ def merge(profile: Profile, run_dir: str | os.PathLike, shards: int, force: bool
 
     if shards < 1:
         raise UserError(f"--shards {shards}: give the N of the `rollout --shard I/N` runs (1 or more)")
-    priors_path = artifact(run_dir, "priors.jsonl", "probe")
-    inputs = {"priors.jsonl": sha256(priors_path)}
+    priors_path = artifact(run_dir, PRIORS, "probe")
+    inputs = {PRIORS: sha256(priors_path)}
     check_shards(run_dir, [rollout_path(run_dir, f"{i}/{shards}").name for i in range(shards)], profile, inputs)
     begin(run_dir, "rollout", profile, inputs, force)
     return merge_shards(run_dir, read_records(priors_path), shards, profile.top_k)
@@ -119,8 +132,8 @@ def pairs(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> 
     from .models import load_tokenizer
     from .pairs import run_pairs
 
-    rollout_path = artifact(run_dir, "rollout.jsonl", "rollout")
-    samples_path = artifact(run_dir, SAMPLES_FILE, "probe")
+    rollout_path = artifact(run_dir, ROLLOUT, "rollout")
+    samples_path = artifact(run_dir, SAMPLES, "probe")
     rollouts = read_records(rollout_path)
     contexts = {s["id"]: s["context"] for s in read_records(samples_path)}
     missing = [r["id"] for r in rollouts if r["id"] not in contexts]
@@ -129,11 +142,11 @@ def pairs(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> 
             f"{samples_path} has no sample {missing[0]!r} from the rollout ({len(missing)} missing); "
             "the run folder was mixed by hand: start a new --run-dir"
         )
-    inputs = {"rollout.jsonl": sha256(rollout_path), SAMPLES_FILE: sha256(samples_path)}
+    inputs = {ROLLOUT: sha256(rollout_path), SAMPLES: sha256(samples_path)}
     begin(run_dir, "pairs", profile, inputs, force)
     records = [{**r, "context": contexts[r["id"]]} for r in rollouts]
     summary = run_pairs(records, load_tokenizer(profile), profile.seed, profile.max_prompt_length, run_dir)
-    folder = (Path(run_dir) / "llamafactory").resolve()
+    folder = (Path(run_dir) / LLAMAFACTORY).resolve()
     (folder / "train_dpo.yaml").write_text(llamafactory_yaml(dpo_settings(profile), profile.policy_model, str(folder)))
     return summary
 
@@ -151,9 +164,9 @@ def train(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> 
     from .modelcard import write_model_card
     from .plots import training_curves
 
-    pairs_path = artifact(run_dir, "pairs.jsonl", "pairs")
-    done = Path(run_dir) / "adapter" / "train_summary.json"
-    if begin(run_dir, "train", profile, {"pairs.jsonl": sha256(pairs_path)}, force) and done.exists():
+    pairs_path = artifact(run_dir, PAIRS, "pairs")
+    done = Path(run_dir) / ADAPTER / TRAIN_SUMMARY
+    if begin(run_dir, "train", profile, {PAIRS: sha256(pairs_path)}, force) and done.exists():
         print(f"{done.parent} was trained with these settings and pairs; reusing it (--force retrains)")
         return read_json(done)
     adapter = str(project_path(profile.policy_adapter)) if profile.policy_adapter else None
@@ -173,7 +186,7 @@ def train(profile: Profile, run_dir: str | os.PathLike, force: bool = False) -> 
         **{k: result[k] for k in ("trainable_params", "total_params", "peak_memory_gb", "peak_memory_of")},
     }
     if is_main_process():  # under `accelerate launch` every rank trains; one writes
-        plt.close(training_curves(result["log"], done.parent / "training_curves.png"))  # notebook 05 draws it once
+        plt.close(training_curves(result["log"], done.parent / TRAINING_CURVES))  # notebook 05 draws it once
         write_json(done, summary)
         write_model_card(done.parent, profile)  # evaluate adds the paired comparison
     return summary
@@ -210,21 +223,19 @@ def evaluate(
     files = eval_files(folder)
     for path in files:
         read_eval_file(path)
-    own = Path(run_dir) / "adapter"
+    own = Path(run_dir) / ADAPTER
     trained = adapter or (str(own) if own.is_dir() else None)
     inputs = {f"eval_data/{path.name}": sha256(path) for path in files}
     if trained:
-        inputs["adapter" if Path(trained).resolve() == own.resolve() else str(Path(trained).resolve())] = (
-            adapter_sha256(trained)
+        inputs[ADAPTER if Path(trained).resolve() == own.resolve() else str(Path(trained).resolve())] = adapter_sha256(
+            trained
         )
     run = Path(run_dir)
     old = stale_steps(run).get("evaluate")
     matched = begin(run, "evaluate", profile, inputs, force)
-    if matched and (run / "metrics.json").exists() and (run / "predictions").is_dir():
-        print(
-            f"{run / 'metrics.json'} matches these settings, sets and adapter; reusing it (force=True evaluates again)"
-        )
-        document = read_json(run / "metrics.json")
+    if matched and (run / METRICS).exists() and (run / PREDICTIONS).is_dir():
+        print(f"{run / METRICS} matches these settings, sets and adapter; reusing it (force=True evaluates again)")
+        document = read_json(run / METRICS)
     else:
         if old:
             print(f"the metrics in {run} were stale ({old}); evaluating again")
@@ -241,15 +252,10 @@ def evaluate(
             generator.close()
         document = record_metrics(run, results, settings, {"policy": profile.policy_model, "adapter": trained})
     scores = document["scores"]
-    if (
-        "paired" in document
-        and trained
-        and Path(trained).resolve() == own.resolve()
-        and (own / "train_summary.json").exists()
-    ):
+    if "paired" in document and trained and Path(trained).resolve() == own.resolve() and (own / TRAIN_SUMMARY).exists():
         write_model_card(own, profile, document["paired"])
     table = comparison_table(scores)
-    figure = paired_outcomes(document["paired"], run / "evaluation.png") if "paired" in document else None
-    plt.close(figure or evaluation_bars(table, run / "evaluation.png"))  # saved, not shown: notebook 06 shows it
+    figure = paired_outcomes(document["paired"], run / EVALUATION_FIGURE) if "paired" in document else None
+    plt.close(figure or evaluation_bars(table, run / EVALUATION_FIGURE))  # saved, not shown: notebook 06 shows it
     print(table.to_string())
     return scores

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from .artifacts import PRIORS, PROBE_SUMMARY
 from .chunking import chunk_text, warn_if_few_arms
 from .config import Profile
 from .data import write_json, write_jsonl
@@ -138,6 +139,6 @@ def run_probe(
             "Check the model and template, or use --set keep_invalid_probes=true"
         )
     stats["seconds"] = round(time.perf_counter() - began, 1)
-    write_jsonl(os.path.join(run_dir, "priors.jsonl"), records)
-    write_json(os.path.join(run_dir, "probe_summary.json"), stats)
+    write_jsonl(os.path.join(run_dir, PRIORS), records)
+    write_json(os.path.join(run_dir, PROBE_SUMMARY), stats)
     return stats

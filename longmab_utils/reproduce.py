@@ -20,6 +20,18 @@ from pathlib import Path
 from statistics import mean
 
 from . import standins
+from .artifacts import (
+    ABLATION,
+    ABLATION_MEASURES,
+    ADAPTER,
+    EXECUTED,
+    MANIFEST,
+    METRICS,
+    PAIRS_SUMMARY,
+    PROBE_SUMMARY,
+    ROLLOUT_SUMMARY,
+    TRAIN_SUMMARY,
+)
 from .builddata import check_training_data
 from .config import PROJECT_ROOT, as_dict, get_profile
 from .data import read_json, write_json
@@ -62,7 +74,7 @@ def plan(run_dir: Path, start: str | None = None, notebooks: tuple[str, ...] = C
         if not matches:
             raise UserError(f"--from {start}: no such notebook; choose one of {', '.join(names)}")
         names = names[matches[0] :]
-    return [Step(n, NOTEBOOK_DIR / f"{n}.ipynb", run_dir / "executed" / f"{n}.ipynb") for n in names]
+    return [Step(n, NOTEBOOK_DIR / f"{n}.ipynb", run_dir / EXECUTED / f"{n}.ipynb") for n in names]
 
 
 def check_kernel() -> None:
@@ -104,11 +116,11 @@ def key_metrics(run_dir: Path) -> dict:
     """The headline numbers of a run (scalars only), read from the artifacts the notebooks wrote."""
     found: dict = {}
     sources = {
-        "probe": run_dir / "probe_summary.json",
-        "rollout": run_dir / "rollout_summary.json",
-        "pairs": run_dir / "pairs_summary.json",
-        "train": run_dir / "adapter" / "train_summary.json",
-        "ablation": run_dir / "ablation" / "measures.json",
+        "probe": run_dir / PROBE_SUMMARY,
+        "rollout": run_dir / ROLLOUT_SUMMARY,
+        "pairs": run_dir / PAIRS_SUMMARY,
+        "train": run_dir / ADAPTER / TRAIN_SUMMARY,
+        "ablation": run_dir / ABLATION / ABLATION_MEASURES,
     }
     for key, path in sources.items():
         if path.exists():
@@ -116,10 +128,10 @@ def key_metrics(run_dir: Path) -> dict:
             found[key] = (
                 document if key == "ablation" else {k: v for k, v in document.items() if not isinstance(v, list | dict)}
             )
-    if (run_dir / "metrics.json").exists():
+    if (run_dir / METRICS).exists():
         found["evaluation"] = {
             label: {m: round(100 * mean(s[m] for s in sets.values()), 1) for m in ("em", "f1", "subem")}
-            for label, sets in read_json(run_dir / "metrics.json")["scores"].items()
+            for label, sets in read_json(run_dir / METRICS)["scores"].items()
         }
     return found
 
@@ -180,7 +192,7 @@ def write_manifest(
         "notebook_seconds": timings,
         "metrics": key_metrics(run_dir),
     }
-    write_json(run_dir / "manifest.json", manifest)
+    write_json(run_dir / MANIFEST, manifest)
     return manifest
 
 
@@ -240,7 +252,7 @@ def reproduce(
     os.environ["MPLBACKEND"] = INLINE_BACKEND
     os.environ.setdefault("HF_HUB_OFFLINE", "1" if profile.policy_model.startswith("bundled:") else "0")
     run_dir.mkdir(parents=True, exist_ok=True)
-    previous = run_dir / "manifest.json"
+    previous = run_dir / MANIFEST
     timings = read_json(previous)["notebook_seconds"] if start and previous.exists() else {}
     commit = git_commit()  # the code the run started from, even if the checkout changes while it runs
     parameters = {"profile": profile_name, "run_dir": str(run_dir), "seed": profile.seed, "overrides": overrides}
@@ -259,7 +271,7 @@ def reproduce(
     return manifest
 
 
-EXECUTED_DOCS = PROJECT_ROOT / "docs" / "executed"
+EXECUTED_DOCS = PROJECT_ROOT / "docs" / EXECUTED
 
 
 def publish(run_dir: str | os.PathLike, out: Path = EXECUTED_DOCS) -> list[Path]:
@@ -268,7 +280,7 @@ def publish(run_dir: str | os.PathLike, out: Path = EXECUTED_DOCS) -> list[Path]
     import shutil
 
     run_dir = Path(run_dir)
-    manifest = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").exists() else {}
+    manifest = read_json(run_dir / MANIFEST) if (run_dir / MANIFEST).exists() else {}
     done = list(manifest.get("notebook_seconds", {}))
     if manifest.get("status") != "complete" or done != list(COURSE + ABLATIONS) or manifest["profile"] != "cpu-tiny":
         raise UserError(
@@ -277,7 +289,7 @@ def publish(run_dir: str | os.PathLike, out: Path = EXECUTED_DOCS) -> list[Path]
         )
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    copied = [Path(shutil.copy2(run_dir / "executed" / f"{name}.ipynb", out)) for name in done]
+    copied = [Path(shutil.copy2(run_dir / EXECUTED / f"{name}.ipynb", out)) for name in done]
     rows = "\n".join(
         f"| [{name}]({name}.ipynb) | {seconds:.0f} |" for name, seconds in manifest["notebook_seconds"].items()
     )

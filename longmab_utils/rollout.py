@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from .artifacts import ROLLOUT, ROLLOUT_SUMMARY
 from .bandit import BatchUCB, make_policy
 from .chunking import warn_if_few_arms
 from .config import Profile
@@ -29,8 +30,6 @@ from .metrics import pair_score, rollout_reward
 from .probe import sampling_config
 from .prompts import cot_answer_prompt, user_message
 from .seeds import derive_seed
-
-ROLLOUT_FILE = "rollout.jsonl"
 
 
 class BatchBaseline:
@@ -178,7 +177,7 @@ def shard(records: Sequence[dict], spec: str | None) -> list[dict]:
 def rollout_path(run_dir: str | os.PathLike, shard_spec: str | None) -> Path:
     """`rollout.jsonl`, or `rollout.shard-I-of-N.jsonl` for a shard."""
     if not shard_spec:
-        return Path(run_dir) / ROLLOUT_FILE
+        return Path(run_dir) / ROLLOUT
     index, _, count = shard_spec.partition("/")
     return Path(run_dir) / f"rollout.shard-{index}-of-{count}.jsonl"
 
@@ -205,7 +204,7 @@ def run_rollout(
     summary = summarize(read_records(path), profile.top_k)
     summary["seconds_this_invocation"] = round(time.perf_counter() - began, 1)
     if not shard_spec:
-        write_json(Path(run_dir) / "rollout_summary.json", summary)
+        write_json(Path(run_dir) / ROLLOUT_SUMMARY, summary)
     return summary
 
 
@@ -221,9 +220,9 @@ def merge_shards(run_dir: str | os.PathLike, priors_records: Sequence[dict], cou
     if missing:
         raise UserError(f"{len(missing)} samples have no rollout yet (first: {missing[0]}); finish every shard")
     merged = [by_id[r["id"]] for r in priors_records]
-    write_jsonl(Path(run_dir) / ROLLOUT_FILE, merged)
+    write_jsonl(Path(run_dir) / ROLLOUT, merged)
     summary = summarize(merged, top_k)
-    write_json(Path(run_dir) / "rollout_summary.json", summary)
+    write_json(Path(run_dir) / ROLLOUT_SUMMARY, summary)
     return summary
 
 

@@ -17,12 +17,28 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .artifacts import (
+    ADAPTER,
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    EVALUATION_FIGURE,
+    LLAMAFACTORY,
+    METRICS,
+    PAIRS,
+    PAIRS_SUMMARY,
+    PAIRS_TRL,
+    PREDICTIONS,
+    PRIORS,
+    PROBE_SUMMARY,
+    ROLLOUT,
+    ROLLOUT_SUMMARY,
+    SAMPLES,
+    SETTINGS,
+)
 from .config import Profile, settings_items, shown
 from .data import read_json, write_json
 from .errors import UserError
 
-SETTINGS_FILE = "settings.json"
-SAMPLES_FILE = "samples.jsonl"
 STALE = "stale"
 
 
@@ -51,29 +67,29 @@ STEPS: dict[str, Step] = {
     "probe": Step(
         (*SAMPLING, "embedding_model", "max_samples", "chunk_size", "overlap", "min_sentences", "prior")
         + ("keep_invalid_probes", "probe_max_new_tokens"),
-        (SAMPLES_FILE, "priors.jsonl", "probe_summary.json"),
-        "probe_summary.json",
+        (SAMPLES, PRIORS, PROBE_SUMMARY),
+        PROBE_SUMMARY,
     ),
     "rollout": Step(
         (*SAMPLING, "rounds", "top_k", "policy", "reward_subem_on", "max_new_tokens"),
-        ("rollout.jsonl", "rollout_summary.json"),
-        "rollout_summary.json",
+        (ROLLOUT, ROLLOUT_SUMMARY),
+        ROLLOUT_SUMMARY,
     ),
     "pairs": Step(
         ("policy_model", "max_prompt_length", "seed"),
-        ("pairs.jsonl", "pairs_trl.jsonl", "pairs_summary.json", "llamafactory"),
-        "pairs_summary.json",
+        (PAIRS, PAIRS_TRL, PAIRS_SUMMARY, LLAMAFACTORY),
+        PAIRS_SUMMARY,
     ),
     "train": Step(
         ("policy_model", "policy_adapter", "dtype", "seed", *(f"dpo.{key}" for key in DPO)),
-        ("adapter", "_trainer"),
+        (ADAPTER, "_trainer"),
         "adapter/train_summary.json",
     ),
     "evaluate": Step(
         ("policy_model", "policy_adapter", "backend", "dtype", "presence_penalty")
         + ("eval_max_input_len", "eval_max_new_tokens", "eval_max_items"),
-        ("metrics.json", "predictions", "evaluation.png"),
-        "metrics.json",
+        (METRICS, PREDICTIONS, EVALUATION_FIGURE),
+        METRICS,
     ),
 }
 """Each step, in pipeline order, with the settings it records; the rest of a profile changes no artifact."""
@@ -90,8 +106,8 @@ NOT_RECORDED = (
 )
 """Permissions, speed, memory and logging knobs, and paths whose content is hashed: no step records them."""
 
-PRODUCERS = {SAMPLES_FILE: "probe", "priors.jsonl": "probe", "rollout.jsonl": "rollout", "pairs.jsonl": "pairs"}
-PRODUCERS["adapter"] = "train"
+PRODUCERS = {SAMPLES: "probe", PRIORS: "probe", ROLLOUT: "rollout", PAIRS: "pairs"}
+PRODUCERS[ADAPTER] = "train"
 """The step that writes each run-folder artifact a later step reads."""
 
 
@@ -104,7 +120,7 @@ def sha256(path: str | os.PathLike) -> str:
 def adapter_sha256(folder: str | os.PathLike) -> str:
     """Hex SHA-256 of an adapter's weights and config (its summaries and plots do not count)."""
     digest = hashlib.sha256()
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
+    for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
         path = Path(folder) / name
         digest.update(f"{name}:{sha256(path) if path.exists() else 'missing'}\n".encode())
     return digest.hexdigest()
@@ -118,7 +134,7 @@ def step_settings(profile: Profile, step: str) -> dict[str, Any]:
 
 def read_settings(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The run folder's `settings.json` (empty when there is none)."""
-    path = Path(run_dir) / SETTINGS_FILE
+    path = Path(run_dir) / SETTINGS
     return read_json(path) if path.exists() else {}
 
 
@@ -200,7 +216,7 @@ def begin(
     document = read_settings(run_dir)
     stale = document.get(STALE, {})
     _check_fresh(run_dir, inputs, stale)
-    record_path = run_dir / (f"{shard}.settings.json" if shard else SETTINGS_FILE)
+    record_path = run_dir / (f"{shard}.settings.json" if shard else SETTINGS)
     record = (read_json(record_path) if record_path.exists() else None) if shard else document.get(step)
     outputs = [run_dir / name for name in ((shard,) if shard else STEPS[step].outputs)]
     settings = step_settings(profile, step)
@@ -230,7 +246,7 @@ def begin(
                 stale[later] = reason
                 _stamp(run_dir, later, reason)
     document[STALE] = stale
-    write_json(run_dir / SETTINGS_FILE, document)
+    write_json(run_dir / SETTINGS, document)
     return matched
 
 

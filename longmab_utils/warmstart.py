@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .artifacts import ADAPTER_WEIGHTS, PROVENANCE
 from .data import write_json
 from .metrics import pair_score
 from .models import BUNDLED_POLICY, load_policy
@@ -85,7 +86,7 @@ def train_adapter(out: Path, steps: int, seed: int, rank: int, batch_size: int, 
     start = time.time()
     trainer.train()
     trainer.model.save_pretrained(out)
-    weights = out / "adapter_model.safetensors"
+    weights = out / ADAPTER_WEIGHTS
     save_file({k: v.to(torch.float16).contiguous() for k, v in load_file(weights).items()}, weights)
     shutil.rmtree(out / "_trainer", ignore_errors=True)
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     provenance["lookup_accuracy_base"] = lookup_accuracy(None)
     provenance["lookup_accuracy_adapter"] = lookup_accuracy(str(args.out))
     provenance["command"] = " ".join(["python -m longmab_utils.warmstart", *(sys.argv[1:] if argv is None else argv)])
-    write_json(args.out / "provenance.json", provenance)
+    write_json(args.out / PROVENANCE, provenance)
     print(json.dumps(provenance, indent=2))
 
 

@@ -8,7 +8,7 @@ from longmab_utils import fastforward
 from longmab_utils.config import get_profile
 from longmab_utils.data import read_json, write_json
 from longmab_utils.errors import UserError
-from longmab_utils.runfolder import SETTINGS_FILE, STEPS, adapter_sha256, sha256
+from longmab_utils.runfolder import SETTINGS, STEPS, adapter_sha256, sha256
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def shipped(tmp_path):
     (folder / "adapter" / "adapter_model.safetensors").write_bytes(b"weights")
     model = get_profile("cpu-tiny").policy_model
     records = {step: {"settings": {"policy_model": model}, "inputs": {}} for step in fastforward.MAIN_ARTIFACT}
-    write_json(folder / SETTINGS_FILE, {**records, "stale": {}})
+    write_json(folder / SETTINGS, {**records, "stale": {}})
     return folder
 
 
@@ -30,7 +30,7 @@ def test_an_empty_run_folder_gets_every_step_up_to_the_one_asked_for(tmp_path, s
     assert fastforward.ensure(run, "rollout", True, "cpu-tiny", shipped) == ["probe", "rollout"]
     assert (run / "rollout.jsonl").read_text() == "rollout.jsonl\n"
     assert not (run / "pairs.jsonl").exists()
-    assert set(read_json(run / SETTINGS_FILE)) == {"probe", "rollout", "stale"}
+    assert set(read_json(run / SETTINGS)) == {"probe", "rollout", "stale"}
     assert "copied probe, rollout" in capsys.readouterr().out
     assert fastforward.ensure(run, "train", True, "smoke", shipped) == ["pairs", "train"]
     assert adapter_sha256(run / "adapter") == adapter_sha256(shipped / "adapter")
@@ -63,7 +63,7 @@ def test_a_profile_with_another_policy_is_refused(tmp_path, shipped):
 
 def test_the_shipped_run_is_whole_and_its_records_match_its_files():
     shipped = fastforward.SHIPPED
-    records = read_json(shipped / SETTINGS_FILE)
+    records = read_json(shipped / SETTINGS)
     assert records["stale"] == {}
     for step, main in fastforward.MAIN_ARTIFACT.items():
         assert (shipped / main).exists() and step in records
@@ -86,16 +86,16 @@ def test_ship_keeps_the_artifacts_and_records_of_a_finished_run_and_nothing_else
     model = get_profile("cpu-tiny").policy_model
     records = {step: {"settings": {"policy_model": model}, "inputs": {}} for step in [*fastforward.MAIN_ARTIFACT]}
     records["probe"]["data"] = str(fastforward.PROJECT_ROOT / "data" / "sample" / "tiny" / "train.jsonl")
-    write_json(run / SETTINGS_FILE, {**records, "evaluate": {}, "stale": {}})
+    write_json(run / SETTINGS, {**records, "evaluate": {}, "stale": {}})
     target = fastforward.ship(run, tmp_path / "shipped")
     assert sorted(p.name for p in target.iterdir()) == sorted(
-        [*fastforward.SHIPPED_FILES, "adapter", SETTINGS_FILE, "provenance.json"]
+        [*fastforward.SHIPPED_FILES, "adapter", SETTINGS, "provenance.json"]
     )
     assert sorted(p.name for p in (target / "adapter").iterdir()) == sorted(fastforward.SHIPPED_ADAPTER)
-    shipped_records = read_json(target / SETTINGS_FILE)
+    shipped_records = read_json(target / SETTINGS)
     assert read_json(target / "provenance.json")["git_commit"] == "abc"
     assert "evaluate" not in shipped_records and shipped_records["probe"]["data"] == "data/sample/tiny/train.jsonl"
     assert fastforward.ensure(tmp_path / "new", "train", True, "cpu-tiny", target) == list(fastforward.MAIN_ARTIFACT)
-    write_json(run / SETTINGS_FILE, {**records, "stale": {"train": "made before pairs was redone"}})
+    write_json(run / SETTINGS, {**records, "stale": {"train": "made before pairs was redone"}})
     with pytest.raises(UserError, match="not a finished, fresh cpu-tiny run"):
         fastforward.ship(run, tmp_path / "again")

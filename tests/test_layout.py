@@ -1,6 +1,8 @@
-"""The package's shape: no import cycle among its modules, counting the imports made inside functions."""
+"""The package's shape: no import cycle (imports inside functions count), one table of artifact names."""
 
 import ast
+import subprocess
+import sys
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -41,3 +43,44 @@ def test_the_check_sees_a_cycle_made_by_an_import_inside_a_function(tmp_path):
     assert graph(tmp_path) == {"a": {"b"}, "b": {"a"}, "c": {"a"}}
     with pytest.raises(CycleError):
         tuple(TopologicalSorter(graph(tmp_path)).static_order())
+
+
+def artifact_literals(path: Path, names: set[str]) -> list[str]:
+    """The run-folder artifact names a module spells as string constants (`"priors.jsonl"`), with their lines."""
+    return [
+        f"{path.name}:{node.lineno} {node.value!r}"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and node.value in names
+    ]
+
+
+# String constants that equal an artifact name but mean something else: a step name, a LoRA module name, a key.
+OTHER_MEANINGS = {"ablation", "adapter", "executed", "predictions"}
+
+
+def test_every_artifact_name_is_spelled_once_in_artifacts_py():
+    from longmab_utils import artifacts
+
+    names = {v for k, v in vars(artifacts).items() if k.isupper() and isinstance(v, str)}
+    assert len(names) == len([k for k in vars(artifacts) if k.isupper()])  # no two constants share a name
+    spelled = [hit for p in PACKAGE.glob("*.py") if p.name != "artifacts.py" for hit in artifact_literals(p, names)]
+    assert [hit for hit in spelled if hit.split(" ")[1].strip("'") not in OTHER_MEANINGS] == []
+
+
+def test_the_literal_check_finds_a_spelled_name(tmp_path):
+    (tmp_path / "m.py").write_text('PATH = "run" + "/priors.jsonl"\nNAME = "priors.jsonl"\n')
+    assert artifact_literals(tmp_path / "m.py", {"priors.jsonl"}) == ["m.py:2 'priors.jsonl'"]
+
+
+def test_the_public_api_is_importable_from_the_package_and_loads_lazily():
+    import longmab_utils
+
+    for module, names in longmab_utils.API.items():
+        for name in names:
+            assert getattr(longmab_utils, name).__module__ == f"longmab_utils.{module}", name
+    assert sorted(longmab_utils.__all__) == sorted(n for names in longmab_utils.API.values() for n in names)
+    with pytest.raises(AttributeError, match="no attribute 'chunk_txt'"):
+        longmab_utils.chunk_txt  # noqa: B018
+    code = "import sys, longmab_utils; print(sorted({'numpy', 'torch', 'matplotlib'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"  # nothing heavy until a name is used

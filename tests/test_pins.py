@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -10,9 +11,13 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from longmab_utils import colab, pins
+from longmab_utils import colab
 from longmab_utils.colab import pinned_names
-from longmab_utils.pins import (
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+
+import pins  # noqa: E402
+from pins import (  # noqa: E402
     TARGET_PYTHONS,
     PinError,
     check,

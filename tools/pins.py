@@ -1,6 +1,6 @@
 """Pin files: read constraints, record the pinned packages' metadata, and check that the pins agree.
 
-`python -m longmab_utils.pins refresh constraints/cuda.txt constraints/cuda.metadata.json` asks the package
+`python tools/pins.py refresh constraints/cuda.txt constraints/cuda.metadata.json` asks the package
 registry for each pin's metadata (pip's dry-run report with HTTP range requests, about 1 MB per wheel, no
 wheel downloaded) for every target Python, and writes it next to the pins; `make test` runs it, and it only
 touches the network when the pins changed. The checks read that committed file and run offline.
@@ -183,7 +183,7 @@ def overlay(top: dict[str, str], base: dict[str, str]) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: refresh a pin file's metadata report, check it, or overlay two pin files."""
-    parser = argparse.ArgumentParser(prog="python -m longmab_utils.pins", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python tools/pins.py", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     refresh = commands.add_parser("refresh", help="rewrite the report if the pins changed (network)")
     refresh.add_argument("pins")
