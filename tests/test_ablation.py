@@ -149,7 +149,6 @@ def test_measures_leave_out_evidence_coverage_when_the_data_records_no_evidence(
     assert all("evidence_coverage" not in row for row in table.values())
     # the fake policy answers right whenever it sees the gold chunk: full context always does, so no pair, reward 1
     assert table["full_context"]["pair_yield"] == 0.0 and table["full_context"]["mean_reward"] == 1.0
-    assert all(row["mean_reward"] < 1.0 for arm, row in table.items() if arm != "full_context")
 
 
 RIGHT, WRONG, PARTIAL = "Reasoning: it says so.\nAnswer: Vell", "Reasoning: no.\nAnswer: Dorn", "Answer: Vell Press"
