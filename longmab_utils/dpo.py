@@ -26,6 +26,7 @@ from .errors import UserError
 from .hardware import Precision, cuda_capability, device_map, is_main_process, peak_memory_gb, world_size
 from .hardware import precision as precision_for
 from .pairs import to_trl
+from .progress import progress
 
 
 def lora_config(settings: DPOSettings) -> Any:
@@ -193,6 +194,15 @@ def plain_progress(handler: Any) -> None:
 
     class StepBar(ProgressCallback):
         """The trainer's step bar without its log lines."""
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            """Open the step bar (on the main process), quiet in a batch run like every other bar of the kit."""
+            if state.is_world_process_zero:
+                self.training_bar = progress(total=state.max_steps, desc="train", unit="step")
+            self.current_step = 0
+
+        def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            """No bar for the held-out evaluation: a few pairs, done in seconds, would leave a stale bar each time."""
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
             """Print nothing: the log is in `trainer.state.log_history`."""

@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import torch
-from tqdm.auto import tqdm
 from transformers import (
     GenerationConfig,
     LogitsProcessor,
@@ -27,6 +26,7 @@ from transformers import (
 from .artifacts import ADAPTER_CONFIG
 from .errors import UserError
 from .hardware import free_gpu_memory
+from .progress import progress
 from .seeds import derive_seed
 
 Messages = list[dict[str, str]]
@@ -259,7 +259,7 @@ class HFGenerator:
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         # One batch: the caller's bar says enough. Passing disable=False would override TQDM_DISABLE.
         quiet = {"disable": True} if len(batches) < 2 else {}
-        for batch in tqdm(batches, desc=desc, unit="batch", leave=False, **quiet):
+        for batch in progress(batches, desc=desc, unit="batch", leave=False, **quiet):
             padded = self.tokenizer.pad(
                 {"input_ids": [encoded[i] for i in batch]}, return_tensors="pt", pad_to_multiple_of=self.prefill_chunk
             )

@@ -13,11 +13,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from tqdm.auto import tqdm
-
 from .artifacts import LLAMAFACTORY, PAIRS, PAIRS_SUMMARY, PAIRS_TRL
 from .data import write_json, write_jsonl
 from .metrics import Golds, pair_score
+from .progress import progress
 from .prompts import cot_answer_prompt
 
 PROMPT_SLACK = 32
@@ -191,7 +190,7 @@ def run_pairs(
 ) -> dict:
     """Build the pairs of a run and write `pairs.jsonl`, `pairs_trl.jsonl`, `llamafactory/` and `pairs_summary.json`."""
     out_dir = Path(out_dir)
-    examples, skipped = build_pairs(tqdm(records, desc="pairs", unit="sample"), tokenizer, seed, max_prompt_length)
+    examples, skipped = build_pairs(progress(records, desc="pairs", unit="sample"), tokenizer, seed, max_prompt_length)
     write_jsonl(out_dir / PAIRS, examples)
     export_trl(examples, out_dir / PAIRS_TRL)
     export_llamafactory(examples, out_dir / LLAMAFACTORY)

@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
@@ -38,6 +40,7 @@ from .data import read_json, write_json
 from .errors import UserError
 from .estimate import format_estimate
 from .preflight import preflight
+from .progress import BATCH_RUN
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 COURSE = ("01_chunking", "02_bandit_math", "03_rollout", "04_preference_pairs", "05_qlora_dpo", "06_evaluation")
@@ -136,6 +139,20 @@ def key_metrics(run_dir: Path) -> dict:
     return found
 
 
+@contextmanager
+def batch_run() -> Iterator[None]:
+    """Mark the notebooks executed inside as a batch run (their kernels inherit the environment): quiet bars."""
+    before = os.environ.get(BATCH_RUN)
+    os.environ[BATCH_RUN] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(BATCH_RUN)
+        else:
+            os.environ[BATCH_RUN] = before
+
+
 def execute(step: Step, parameters: dict, cell_timeout: int | None) -> float:
     """Execute one notebook with papermill, streaming its output; returns wall seconds or raises NotebookFailed."""
     import papermill as pm
@@ -144,16 +161,17 @@ def execute(step: Step, parameters: dict, cell_timeout: int | None) -> float:
     step.executed.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
-        pm.execute_notebook(
-            step.source,
-            step.executed,
-            parameters=parameters,
-            kernel_name="python3",
-            progress_bar=False,
-            log_output=True,
-            cwd=str(NOTEBOOK_DIR),
-            execution_timeout=cell_timeout,
-        )
+        with batch_run():
+            pm.execute_notebook(
+                step.source,
+                step.executed,
+                parameters=parameters,
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=True,
+                cwd=str(NOTEBOOK_DIR),
+                execution_timeout=cell_timeout,
+            )
     except pm.PapermillExecutionError as error:
         raise NotebookFailed(
             f"{step.name} failed in cell {error.cell_index}: {error.ename}: {error.evalue}\n"

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .artifacts import ROLLOUT, ROLLOUT_SUMMARY
 from .bandit import BatchUCB, make_policy
@@ -28,6 +27,7 @@ from .errors import UserError
 from .generation import Generator
 from .metrics import pair_score, rollout_reward
 from .probe import sampling_config
+from .progress import progress
 from .prompts import cot_answer_prompt, user_message
 from .seeds import derive_seed
 
@@ -114,7 +114,7 @@ def roll_batch(
     else:
         policy = MixedBatchPolicy(names, priors, profile.seed, ids)
     rounds: list[list[dict]] = [[] for _ in records]
-    for round_number in tqdm(range(1, profile.rounds + 1), desc=desc, unit="round", leave=False):
+    for round_number in progress(range(1, profile.rounds + 1), desc=desc, unit="round", leave=False):
         selections = policy.select(profile.top_k)
         prompts = [round_prompt(r, s) for r, s in zip(records, selections)]
         seeds = [derive_seed(profile.seed, seed_id, round_number, "rollout") for seed_id in seed_ids]
@@ -197,8 +197,8 @@ def run_rollout(
     began = time.perf_counter()
     start = completed_batches(path, [[r["id"] for r in batch] for batch in batches])
     with JsonlAppender(path) as out:
-        progress = tqdm(range(start, len(batches)), desc="rollout", unit="batch", initial=start, total=len(batches))
-        for batch_index in progress:
+        bar = progress(range(start, len(batches)), desc="rollout", unit="batch", initial=start, total=len(batches))
+        for batch_index in bar:
             for record in roll_batch(batches[batch_index], generator, profile):
                 out.append(record)
     summary = summarize(read_records(path), profile.top_k)

@@ -258,6 +258,12 @@ def test_plain_progress_replaces_the_metric_table_with_a_silent_step_bar():
         callback.training_bar = Bar()
         callback.on_log(None, TrainerState(), None, logs={"loss": 0.69})
     assert len(Bar.written) == 1  # the stock bar writes the log line; ours does not
+    state = TrainerState(max_steps=3, is_world_process_zero=True)
+    kept[1].on_train_begin(None, state, None)
+    assert kept[1].training_bar.total == 3 and kept[1].training_bar.desc == "train"
+    kept[1].on_prediction_step(None, state, None, eval_dataloader=[1])
+    assert kept[1].prediction_bar is None  # no bar for the held-out pairs
+    kept[1].training_bar.close()
 
 
 def test_completion_logps_are_the_per_token_log_likelihood_of_the_completion():
