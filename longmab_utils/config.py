@@ -97,8 +97,8 @@ class DPOSettings:
     report_to: Literal["none", "tensorboard"] = "none"
     """Where TRL's trainer also logs (its `report_to`): `tensorboard` keeps event files in `adapter/runs/` (needs
     the `tensorboard` or `tensorboardX` package)."""
-    seed: Seed = 42
-    """Seed of the split, the data order and the LoRA initialisation (training takes the run's seed modulo 2**32)."""
+    seed: Annotated[int | None, Field(ge=0, lt=2**32)] = None
+    """Seed of the split, the data order and the LoRA initialisation (None: derived from the run's seed)."""
 
 
 @dataclass(frozen=True, config=SETTINGS)

@@ -27,6 +27,7 @@ from .hardware import Precision, cuda_capability, device_map, is_main_process, p
 from .hardware import precision as precision_for
 from .pairs import to_trl
 from .progress import progress
+from .seeds import derive_seed
 
 
 def lora_config(settings: DPOSettings) -> Any:
@@ -122,7 +123,7 @@ def split_pairs(pairs: Sequence[dict], val_size: float, seed: int) -> tuple[list
     import random
 
     order = list(range(len(pairs)))
-    random.Random(seed).shuffle(order)
+    random.Random(derive_seed(seed, "dpo-split")).shuffle(order)
     n_val = math.floor(len(pairs) * val_size) if len(pairs) >= 10 else 0
     return [pairs[i] for i in order[n_val:]], [pairs[i] for i in order[:n_val]]
 
@@ -368,11 +369,15 @@ TRAINER_SEEDS = 2**32
 """The trainer seeds numpy's legacy generator, which takes 32-bit seeds only."""
 
 
+def trainer_seed(profile: Any) -> int:
+    """The trainer's seed: `dpo.seed` when set, else one derived from the run's seed (32 bits, as it needs)."""
+    return profile.dpo.seed if profile.dpo.seed is not None else derive_seed(profile.seed, "dpo") % TRAINER_SEEDS
+
+
 def dpo_settings(profile: Any) -> DPOSettings:
-    """The DPO settings of a run profile, with the run's seed (modulo 2**32, as the trainer needs) and the
-    DeepSpeed path resolved."""
+    """The DPO settings of a run profile, with the trainer's seed and the DeepSpeed path resolved."""
     deepspeed = str(project_path(profile.dpo.deepspeed)) if profile.dpo.deepspeed else None
-    return replace(profile.dpo, seed=profile.seed % TRAINER_SEEDS, deepspeed=deepspeed)
+    return replace(profile.dpo, seed=trainer_seed(profile), deepspeed=deepspeed)
 
 
 LLAMAFACTORY_TEMPLATES = {"llama-3": "llama3", "qwen2": "qwen", "smollm": "chatml"}

@@ -6,11 +6,12 @@ the cosine similarity; the reference uses MiniCPM-Embedding, the CPU profiles al
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from .seeds import derive_seed
 
 PRIOR_KINDS = ("probe_similarity", "query_similarity", "random")
 
@@ -30,7 +31,7 @@ def cosine_priors(chunk_vectors: np.ndarray, anchor_vector: np.ndarray) -> list[
 
 def random_priors(n_chunks: int, seed: int, sample_id: str) -> list[float]:
     """Uniform [0, 1) priors, seeded by the run seed and the sample id (independent of batching)."""
-    rng = np.random.default_rng([seed, zlib.crc32(sample_id.encode("utf-8"))])
+    rng = np.random.default_rng(derive_seed(seed, sample_id, "random-prior"))
     return rng.random(n_chunks).tolist()
 
 

@@ -18,6 +18,7 @@ from .data import write_json, write_jsonl
 from .metrics import Golds, pair_score
 from .progress import progress
 from .prompts import cot_answer_prompt
+from .seeds import derive_seed
 
 PROMPT_SLACK = 32
 DEFAULT_SEED = 42
@@ -118,14 +119,22 @@ def build_dpo_example(
     }
 
 
+def tie_breaker(seed: int, sample_id: str) -> random.Random:
+    """The generator that breaks one sample's ties between equal pair scores."""
+    return random.Random(derive_seed(seed, sample_id, "pair-tie-break"))
+
+
 def build_pairs(
     records: Iterable[dict[str, Any]], tokenizer: Tokenizer, seed: int = DEFAULT_SEED, max_prompt_length: int = 8192
 ) -> tuple[list[dict[str, Any]], Counter]:
-    """DPO examples from rollout records (id, question, answer, context, rounds[].response); skips by reason."""
-    rng = random.Random(seed)
+    """DPO examples from rollout records (id, question, answer, context, rounds[].response); skips by reason.
+
+    Ties are broken per sample (`tie_breaker`), so a sample's pair does not depend on the samples before it.
+    """
     examples, skipped = [], Counter()
     for record in records:
         responses = [r["response"] for r in record["rounds"]]
+        rng = tie_breaker(seed, record["id"])
         try:
             examples.append(
                 build_dpo_example(

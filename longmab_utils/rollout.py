@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import statistics
 import time
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,8 +36,7 @@ class BatchBaseline:
 
     def __init__(self, name: str, priors: Sequence[Sequence[float]], seed: int, ids: Sequence[str]):
         self.policies = [
-            make_policy(name, p, np.random.default_rng([seed, zlib.crc32(i.encode("utf-8"))]))
-            for p, i in zip(priors, ids)
+            make_policy(name, p, np.random.default_rng(derive_seed(seed, i, "policy"))) for p, i in zip(priors, ids)
         ]
 
     def select(self, k: int) -> list[np.ndarray]:

@@ -81,7 +81,7 @@ STEPS: dict[str, Step] = {
         PAIRS_SUMMARY,
     ),
     "train": Step(
-        ("policy_model", "policy_adapter", "dtype", "seed", *(f"dpo.{key}" for key in DPO)),
+        ("policy_model", "policy_adapter", "dtype", "seed", "dpo.seed", *(f"dpo.{key}" for key in DPO)),
         (ADAPTER, "_trainer"),
         "adapter/train_summary.json",
     ),
@@ -101,7 +101,7 @@ NOT_RECORDED = (
     + ("target_gpu",)
     + ("data", "eval_data")  # their content is hashed instead: samples.jsonl and each evaluation file
     + ("dpo.gradient_checkpointing", "dpo.precompute_ref", "dpo.logging_steps", "dpo.eval_steps", "dpo.save_steps")
-    + ("dpo.deepspeed", "dpo.seed")  # training takes the run's `seed`
+    + ("dpo.deepspeed",)
     + ("dpo.report_to",)
 )
 """Permissions, speed, memory and logging knobs, and paths whose content is hashed: no step records them."""

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from longmab_utils.config import get_profile
+from longmab_utils.config import SettingsError, get_profile
 from longmab_utils.dpo import (
     DPOSettings,
     check_pairs,
@@ -331,7 +331,13 @@ def test_tensorboard_without_its_package_is_refused_before_any_model_loads(tmp_p
 def test_every_run_seed_the_settings_accept_gives_the_trainer_a_seed_it_takes():
     from transformers import set_seed
 
+    seeds = set()
     for seed in (0, 42, 2**32 - 1, 2**32, 2**40):
         settings = dpo_settings(get_profile("smoke", {"seed": str(seed)}))
         set_seed(settings.seed)  # numpy refuses seeds of 2**32 and above
-        assert settings.seed == seed % 2**32  # seeds below 2**32 train exactly as before
+        seeds.add(settings.seed)
+    assert len(seeds) == 5  # derived, not cut: 2**32 and 0 do not train alike
+    chosen = dpo_settings(get_profile("smoke", {"seed": "2", "dpo.seed": "7"}))
+    assert chosen.seed == 7  # a dpo.seed the user sets is the one used
+    with pytest.raises(SettingsError, match="dpo.seed"):
+        get_profile("smoke", {"dpo.seed": str(2**32)})

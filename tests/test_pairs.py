@@ -162,3 +162,12 @@ def test_run_pairs_writes_every_artifact_and_a_summary(tmp_path):
     full = json.loads((tmp_path / "pairs_summary.json").read_text())
     assert full["tokens"]["chosen"] == [len(pairs[0]["chosen"].split())]
     assert (tmp_path / "pairs_trl.jsonl").exists() and (tmp_path / "llamafactory" / "dataset_info.json").exists()
+
+
+def test_a_samples_tie_break_does_not_depend_on_the_samples_before_it():
+    from longmab_utils.pairs import tie_breaker
+
+    tied = ["Answer: Vell", "Answer: vell", "Answer: Dorn", "Answer: Kest"]  # two best and two worst
+    picks = {sample: select_pair(tied, "Vell", tie_breaker(42, sample)) for sample in ("a", "b", "c", "d", "e", "f")}
+    again = {sample: select_pair(tied, "Vell", tie_breaker(42, sample)) for sample in reversed(picks)}
+    assert picks == again and len(set(picks.values())) > 1  # per sample: fixed by its id, and ids differ
