@@ -29,7 +29,7 @@ XDIST := -n auto --dist worksteal
 PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) python3.13)
 COLAB_FREEZE ?= constraints/colab-runtime/pip-freeze.gpu.txt
 COLAB_VENV := .venv-colab
-COLAB_INPUTS := $(COLAB_FREEZE) constraints/colab.txt $(MODELS) pyproject.toml longmab_utils/colab.py tests/colab_sim.py
+COLAB_INPUTS := $(COLAB_FREEZE) constraints/colab.txt $(MODELS) pyproject.toml longmab_utils/course/colab.py tests/colab_sim.py
 COLAB_STAMP = $(COLAB_VENV)/.installed-$(shell cat $(COLAB_INPUTS) | sha256sum | cut -c1-16)
 
 .PHONY: setup libs pins colab-sim reproduce executed lab test suite-cpu suite-gpu-libs bench strip lock clean gpu-wheels
@@ -74,7 +74,7 @@ reproduce: setup
 # The executed course in docs/executed/ (GitHub shows its outputs), from a complete cpu-tiny run of 01-07:
 #   make reproduce ARGS=--ablations && make executed RUN=runs/<that run>
 executed: setup
-	$(BIN)/python -c "from longmab_utils.reproduce import publish; publish('$(RUN)')"
+	$(BIN)/python -c "from longmab_utils.course.reproduce import publish; publish('$(RUN)')"
 
 # JupyterLab on the notebooks, with the kit's interpreter as the `python3` kernel (inline figures: no MPLBACKEND).
 lab: setup

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 
 from .builddata import RECIPES, BuildSettings, build_data, default_output, policy_counter
 from .config import PROFILES, Profile, describe, get_profile, parse_overrides
+from .course.reproduce import ABLATIONS, COURSE, NotebookFailed, reproduce
 from .errors import UserError
 from .estimate import format_estimate
-from .reproduce import ABLATIONS, COURSE, NotebookFailed, reproduce
 from .specs import GPUS
 
 

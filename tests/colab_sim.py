@@ -1,8 +1,8 @@
 """Colab's GPU runtime on this CPU machine, for `make colab-sim`: its Python, its packages and the set-up cell's code.
 
   python tests/colab_sim.py build FREEZE VENV   a Python 3.13 venv from Google's pip freeze, then the set-up code
-                                                (longmab_utils.colab.setup) on a copy of the kit, with `pip check`
-                                                before and after it recorded in VENV (tests/test_colab_sim.py reads it)
+                                                (longmab_utils.course.colab.setup) on a copy of the kit, with `pip
+                                                check` before and after it recorded in VENV (test_colab_sim.py reads it)
   python tests/colab_sim.py refresh VENV        copy the working tree over VENV's kit again (the code under test)
 
 Not the whole freeze (about 700 packages, TensorFlow and JAX among them): the runtime is torch, what the kit and
@@ -41,7 +41,9 @@ DEPENDENTS = [
     "gcsfs",  # fsspec, exactly
 ]
 KIT = "content/kit"  # the stand-in for /content/kit, inside the venv
-SETUP_CELL = "import sys; sys.path.insert(0, {kit!r}); from longmab_utils.colab import setup; setup({kit!r}, gpu=True)"
+SETUP_CELL = (
+    "import sys; sys.path.insert(0, {kit!r}); from longmab_utils.course.colab import setup; setup({kit!r}, gpu=True)"
+)
 LOCAL = re.compile(r"\+[\w.]+$")  # torch==2.11.0+cu128: the local version of a CUDA build
 
 

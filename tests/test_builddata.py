@@ -10,7 +10,7 @@ import pytest
 from test_data import INFINITEBENCH_LINE, LONGBENCH_LINE
 
 from longmab_utils import __main__ as cli
-from longmab_utils import generation, models, pipeline, reproduce
+from longmab_utils import generation, models, pipeline
 from longmab_utils.builddata import (
     DROPPED_MISSING,
     DROPPED_TOO_SHORT,
@@ -21,6 +21,7 @@ from longmab_utils.builddata import (
     default_output,
 )
 from longmab_utils.config import PROFILES, get_profile
+from longmab_utils.course import reproduce
 from longmab_utils.data import DataError, read_samples
 from longmab_utils.errors import UserError
 from longmab_utils.sources import normalize_title

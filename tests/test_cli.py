@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from longmab_utils import __main__ as cli
-from longmab_utils import generation, pipeline, reproduce
+from longmab_utils import generation, pipeline
 from longmab_utils.config import PROFILES, get_profile
+from longmab_utils.course import reproduce
 from longmab_utils.data import read_json, read_records
 
 ROOT = Path(__file__).resolve().parents[1]

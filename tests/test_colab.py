@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from longmab_utils import colab
+from longmab_utils.course import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -20,8 +20,8 @@ GITHUB = re.compile(r"github\.com/([\w.-]+/[\w.-]+?)(?:\.git)?(?=[/\s)\"'`]|$)")
 def test_notebook_badge_and_set_up_cell_come_from_the_colab_module(path):
     notebook = nbformat.read(path, as_version=4)
     title, setup_code = notebook.cells[0], next(c for c in notebook.cells if c.cell_type == "code")
-    assert colab.badge(f"notebooks/{path.name}") in title.source, "run `python -m longmab_utils.colab`"
-    assert setup_code.source == colab.setup_cell(), "run `python -m longmab_utils.colab`"
+    assert colab.badge(f"notebooks/{path.name}") in title.source, "run `python -m longmab_utils.course.colab`"
+    assert setup_code.source == colab.setup_cell(), "run `python -m longmab_utils.course.colab`"
     assert "colab" in setup_code.metadata.get("tags", [])
 
 

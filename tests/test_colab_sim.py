@@ -31,7 +31,7 @@ def recorded(name: str) -> set[str]:
 
 
 def test_this_is_the_kit_copy_in_colabs_runtime():
-    from longmab_utils import colab
+    from longmab_utils.course import colab
 
     assert ROOT == VENV / "content" / "kit" and Path(colab.__file__).is_relative_to(ROOT)
     assert sys.version_info[:2] == (3, 13)
@@ -55,7 +55,7 @@ def test_the_set_up_installed_bitsandbytes_and_a_torchao_and_hub_that_peft_and_g
 
 
 def test_the_smoke_course_01_to_07_runs(tmp_path, monkeypatch):
-    from longmab_utils import reproduce
+    from longmab_utils.course import reproduce
 
     monkeypatch.setenv("TQDM_DISABLE", "1")
     notebooks = reproduce.COURSE + reproduce.ABLATIONS
@@ -65,8 +65,8 @@ def test_the_smoke_course_01_to_07_runs(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", ["05_qlora_dpo", "06_evaluation"])
 def test_a_notebook_opened_alone_runs_with_fast_forward(name, tmp_path, monkeypatch):
-    from longmab_utils import reproduce
     from longmab_utils.config import PROFILES
+    from longmab_utils.course import reproduce
 
     monkeypatch.setenv("TQDM_DISABLE", "1")
     step = reproduce.Step(name, ROOT / "notebooks" / f"{name}.ipynb", tmp_path / f"{name}.ipynb")

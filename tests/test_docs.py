@@ -100,7 +100,7 @@ def code_cells(path: Path) -> list[str]:
 
 
 def test_the_executed_course_is_the_current_notebooks_code_with_outputs():
-    from longmab_utils.reproduce import ABLATIONS, COURSE, EXECUTED_DOCS
+    from longmab_utils.course.reproduce import ABLATIONS, COURSE, EXECUTED_DOCS
 
     for name in COURSE + ABLATIONS:
         executed = EXECUTED_DOCS / f"{name}.ipynb"
@@ -113,8 +113,8 @@ def test_the_executed_course_is_the_current_notebooks_code_with_outputs():
 
 
 def test_only_a_complete_cpu_tiny_run_of_01_to_07_is_published(tmp_path):
+    from longmab_utils.course.reproduce import COURSE, publish
     from longmab_utils.errors import UserError
-    from longmab_utils.reproduce import COURSE, publish
 
     run = tmp_path / "run"
     run.mkdir()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from longmab_utils.exercises import Exercises, WrongAnswer, agrees
+from longmab_utils.course.exercises import Exercises, WrongAnswer, agrees
 
 
 def test_agrees_compares_numbers_within_tolerance_and_containers_item_by_item():

@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 
-from longmab_utils import fastforward
 from longmab_utils.config import get_profile
+from longmab_utils.course import fastforward
 from longmab_utils.data import read_json, write_json
 from longmab_utils.errors import UserError
 from longmab_utils.runfolder import SETTINGS, STEPS, adapter_sha256, sha256

@@ -11,22 +11,32 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "longmab_utils"
 
 
-def imports(path: Path, modules: set[str]) -> set[str]:
+def module_name(path: Path, root: Path) -> str:
+    """A module's dotted name inside its package folder (`course/reproduce.py` -> `course.reproduce`)."""
+    return ".".join(path.relative_to(root).with_suffix("").parts)
+
+
+def imports(path: Path, root: Path, modules: set[str]) -> set[str]:
     """The package modules one module imports anywhere in its source, at the top or inside a function."""
+    here = module_name(path, root).split(".")[:-1]  # the subpackage the module sits in
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").startswith("longmab_utils")):
-            parts = (node.module or "").removeprefix("longmab_utils").lstrip(".").split(".")
-            found |= {parts[0]} if parts[0] else {alias.name for alias in node.names}
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = here[: len(here) - (node.level - 1)] + (node.module.split(".") if node.module else [])
+            found |= {".".join(base)} | {".".join([*base, alias.name]) for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("longmab_utils"):
+            base = node.module.split(".")[1:]
+            found |= {".".join(base)} | {".".join([*base, alias.name]) for alias in node.names}
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("longmab_utils.")}
-    return (found & modules) - {path.stem}
+            found |= {a.name.removeprefix("longmab_utils.") for a in node.names if a.name.startswith("longmab_utils.")}
+    return (found & modules) - {module_name(path, root)}
 
 
 def graph(folder: Path) -> dict[str, set[str]]:
-    """Each module of a package folder with the modules it imports."""
-    modules = {p.stem for p in folder.glob("*.py")}
-    return {p.stem: imports(p, modules) for p in folder.glob("*.py")}
+    """Each module of a package folder (subpackages included) with the modules it imports."""
+    paths = [p for p in folder.rglob("*.py") if p.name != "__init__.py" or p.parent == folder]
+    modules = {module_name(p, folder) for p in paths}
+    return {module_name(p, folder): imports(p, folder, modules) for p in paths}
 
 
 def test_no_module_imports_one_that_imports_it_back():
@@ -40,7 +50,9 @@ def test_the_check_sees_a_cycle_made_by_an_import_inside_a_function(tmp_path):
     (tmp_path / "a.py").write_text("from .b import x\n")
     (tmp_path / "b.py").write_text("def f():\n    from .a import y\n")
     (tmp_path / "c.py").write_text("from longmab_utils import a\n")
-    assert graph(tmp_path) == {"a": {"b"}, "b": {"a"}, "c": {"a"}}
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "d.py").write_text("from ..c import z\nfrom .. import a\n")
+    assert graph(tmp_path) == {"a": {"b"}, "b": {"a"}, "c": {"a"}, "sub.d": {"a", "c"}}
     with pytest.raises(CycleError):
         tuple(TopologicalSorter(graph(tmp_path)).static_order())
 
@@ -63,7 +75,7 @@ def test_every_artifact_name_is_spelled_once_in_artifacts_py():
 
     names = {v for k, v in vars(artifacts).items() if k.isupper() and isinstance(v, str)}
     assert len(names) == len([k for k in vars(artifacts) if k.isupper()])  # no two constants share a name
-    spelled = [hit for p in PACKAGE.glob("*.py") if p.name != "artifacts.py" for hit in artifact_literals(p, names)]
+    spelled = [hit for p in PACKAGE.rglob("*.py") if p.name != "artifacts.py" for hit in artifact_literals(p, names)]
     assert [hit for hit in spelled if hit.split(" ")[1].strip("'") not in OTHER_MEANINGS] == []
 
 

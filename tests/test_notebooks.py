@@ -12,7 +12,7 @@ import nbformat
 import papermill as pm
 import pytest
 
-from longmab_utils import reproduce
+from longmab_utils.course import reproduce
 from longmab_utils.data import read_json
 from longmab_utils.errors import UserError
 

@@ -11,8 +11,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from longmab_utils import colab
-from longmab_utils.colab import pinned_names
+from longmab_utils.course import colab
+from longmab_utils.course.colab import pinned_names
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 

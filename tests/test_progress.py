@@ -3,7 +3,7 @@
 import os
 
 from longmab_utils import progress as bars
-from longmab_utils.reproduce import batch_run
+from longmab_utils.course.reproduce import batch_run
 
 
 def test_interactive_bars_nest_as_tqdm_does(monkeypatch):

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from longmab_utils import reproduce, standins
+from longmab_utils import standins
 from longmab_utils.config import Profile, get_profile
+from longmab_utils.course import reproduce
 from longmab_utils.data import read_json, read_records
 from longmab_utils.sources import parse_question
 

@@ -1,6 +1,6 @@
 """Colab: the repository's one address, the notebooks' badge and set-up cell, and what that cell does on Colab.
 
-`python -m longmab_utils.colab` rewrites every notebook's badge and set-up cell from the constants below (after a
+`python -m longmab_utils.course.colab` rewrites every notebook's badge and set-up cell from the constants below (after a
 change of address, say); tests/test_colab.py checks that the notebooks and the README agree with them.
 """
 
@@ -54,7 +54,7 @@ if "google.colab" in sys.modules:
     if not os.path.isdir("{KIT}/.git"):
         !git clone --depth 1 {REPOSITORY_URL} {KIT}
     sys.path.insert(0, "{KIT}")
-    from longmab_utils.colab import setup
+    from longmab_utils.course.colab import setup
 
     setup("{KIT}", drive=drive)"""
 
@@ -209,5 +209,5 @@ def sync_notebook(path: str | Path) -> bool:
 
 
 if __name__ == "__main__":
-    for notebook in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+    for notebook in sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb")):
         print(f"{notebook.name}: {'rewritten' if sync_notebook(notebook) else 'up to date'}")

@@ -2,7 +2,7 @@
 
 Introduced in notebooks 03-07 (`fast_forward` parameter). `data/cpu-tiny-run/` holds what a `make reproduce`
 run wrote (seed 42): samples, priors, rollout, pairs and the trained adapter, with that run's step records
-from `settings.json`; `python -m longmab_utils.fastforward RUN_DIR` makes it again from a finished run.
+from `settings.json`; `python -m longmab_utils.course.fastforward RUN_DIR` makes it again from a finished run.
 Only steps the run folder lacks are copied; a run folder that made an earlier step itself is never mixed
 with shipped later ones.
 """
@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .artifacts import (
+from ..artifacts import (
     ADAPTER,
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
@@ -32,10 +32,10 @@ from .artifacts import (
     TRAIN_SUMMARY,
     TRAINING_LOG,
 )
-from .config import PROJECT_ROOT, Profile, get_profile
-from .data import read_json, write_json
-from .errors import UserError
-from .runfolder import PRODUCERS, SETTINGS, STEPS, adapter_sha256, read_settings, sha256
+from ..config import PROJECT_ROOT, Profile, get_profile
+from ..data import read_json, write_json
+from ..errors import UserError
+from ..runfolder import PRODUCERS, SETTINGS, STEPS, adapter_sha256, read_settings, sha256
 
 SHIPPED = PROJECT_ROOT / "data" / "cpu-tiny-run"
 """The artifacts of the shipped cpu-tiny run."""
@@ -50,7 +50,7 @@ SHIPPED_ADAPTER = (ADAPTER_CONFIG, ADAPTER_WEIGHTS, TRAIN_SUMMARY, TRAINING_LOG)
 SHIPPED_ADAPTER += (DPO_SETTINGS,)
 """What is shipped: the steps' artifacts, without exports that hold absolute paths, checkpoints or figures."""
 
-COMMAND = "make reproduce; python -m longmab_utils.fastforward runs/<that run>"
+COMMAND = "make reproduce; python -m longmab_utils.course.fastforward runs/<that run>"
 """How the shipped run was made."""
 
 WRITER = {"probe": "03_rollout", "rollout": "03_rollout", "pairs": "04_preference_pairs", "train": "05_qlora_dpo"}

@@ -21,8 +21,8 @@ from importlib import metadata
 from pathlib import Path
 from statistics import mean
 
-from . import standins
-from .artifacts import (
+from .. import standins
+from ..artifacts import (
     ABLATION,
     ABLATION_MEASURES,
     ADAPTER,
@@ -34,13 +34,13 @@ from .artifacts import (
     ROLLOUT_SUMMARY,
     TRAIN_SUMMARY,
 )
-from .builddata import check_training_data
-from .config import PROJECT_ROOT, as_dict, get_profile
-from .data import read_json, write_json
-from .errors import UserError
-from .estimate import format_estimate
-from .preflight import preflight
-from .progress import BATCH_RUN
+from ..builddata import check_training_data
+from ..config import PROJECT_ROOT, as_dict, get_profile
+from ..data import read_json, write_json
+from ..errors import UserError
+from ..estimate import format_estimate
+from ..preflight import preflight
+from ..progress import BATCH_RUN
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 COURSE = ("01_chunking", "02_bandit_math", "03_rollout", "04_preference_pairs", "05_qlora_dpo", "06_evaluation")
