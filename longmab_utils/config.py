@@ -282,7 +282,8 @@ PROFILES: dict[str, Profile] = {
         max_samples=6,
         keep_invalid_probes=True,  # 24-token probes rarely finish; tests still need samples to roll out
         max_prompt_length=256,  # a test profile: its short cut prompts keep the suite fast (cpu-tiny's are whole)
-        dpo=DPOSettings(quantization="none", gradient_checkpointing=False, learning_rate=1e-4, max_length=540),
+        # cpu-tiny's cutoff: the shipped (whole) pairs that `fast_forward` copies fit it; its own pairs are shorter.
+        dpo=DPOSettings(quantization="none", gradient_checkpointing=False, learning_rate=1e-4, max_length=900),
         top_k=2,
         rounds=4,  # with 48-token answers: 2 pairs from 6 samples (fewer rounds or tokens yield none or one)
         probe_max_new_tokens=24,
