@@ -6,7 +6,7 @@ and writes `benchmarks/results/effect-<profile>.json`: per seed the paired compa
 items and per set (wins, losses, ties by F1, the two-sided sign test's p, bootstrap 95% intervals of the EM and
 F1 differences, the answered shares), and each step's wall time and peak resident memory. The claim it tests is
 stated in the README ("What the kit demonstrates") before any run: the adapter ahead with p < 0.05 in every seed.
-A finished seed is kept (its run folder's `metrics.json`); `--fresh` reruns it.
+A finished seed is kept (its run folder's `effect.json`); `--fresh` reruns it.
 """
 
 from __future__ import annotations

@@ -169,8 +169,12 @@ def paired_differences(
             differences = [a - b for a, b in pairs if not (math.isnan(a) or math.isnan(b))]
             if differences:
                 low, high = bootstrap_interval(differences)
-                result[arm][measure] = {"mean": float(np.mean(differences)), "low": low, "high": high}
-                result[arm][measure]["n"] = len(differences)
+                result[arm][measure] = {
+                    "mean": float(np.mean(differences)),
+                    "low": low,
+                    "high": high,
+                    "n": len(differences),
+                }
     return result
 
 
