@@ -29,18 +29,22 @@ ALPHA = 0.05
 """The sign test's threshold for "the adapter beats the base" (README, "What the kit demonstrates")."""
 
 
-def run_step(step: str, profile: str, seed: int, run_dir: Path) -> dict[str, float]:
-    """Run one pipeline step in a child process; its wall seconds and peak resident memory in GB."""
-    command = [sys.executable, "-m", "longmab_utils", step, "--profile", profile, "--run-dir", str(run_dir)]
-    command += ["--set", f"seed={seed}"]
+def timed(command: list[str], what: str) -> dict[str, float]:
+    """Run a child process offline from the project root; its wall seconds and peak resident memory in GB."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MPLBACKEND": "agg"}
     start = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, env=env)
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{step} failed for seed {seed} (exit {os.waitstatus_to_exitcode(status)}): {run_dir}")
+        raise SystemExit(f"{what} failed (exit {os.waitstatus_to_exitcode(status)})")
     return {"seconds": round(seconds, 1), "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2)}  # ru_maxrss: KiB
+
+
+def run_step(step: str, profile: str, seed: int, run_dir: Path) -> dict[str, float]:
+    """Run one pipeline step in a child process; its wall seconds and peak resident memory in GB."""
+    command = [sys.executable, "-m", "longmab_utils", step, "--profile", profile, "--run-dir", str(run_dir)]
+    return timed(command + ["--set", f"seed={seed}"], f"{step} for seed {seed} in {run_dir}")
 
 
 def items_for_power(wins: int, losses: int, items: int, power: float = 0.8) -> int | None:

@@ -276,6 +276,17 @@ PROFILES: dict[str, Profile] = {
         eval_data="data/sample/heldout/eval",
         eval_max_items=None,
     ),
+    # The paper's downstream comparison at small scale (benchmarks/downstream.py, docs/results.md): every sample of the
+    # tiny set (invalid probes kept), three policies on common random numbers, an adapter on each policy's pairs,
+    # all evaluated on the 144 held-out items.
+    "cpu-downstream": replace(
+        CPU_TINY,
+        name="cpu-downstream",
+        keep_invalid_probes=True,
+        ablation_samples=None,
+        eval_data="data/sample/heldout/eval",
+        eval_max_items=None,
+    ),
     "smoke": replace(
         CPU_TINY,
         name="smoke",

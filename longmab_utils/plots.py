@@ -95,7 +95,12 @@ def evaluation_bars(table: Any, path: str | os.PathLike, metric: str = "f1") -> 
 def paired_outcomes(paired: dict, path: str | os.PathLike) -> Any:
     """Per evaluation set and over all items: how many items the trained model wins, ties and loses against the
     base (by F1), with the sign test's p and the bootstrap interval of the mean F1 difference."""
-    rows = {**paired["sets"], "all items": paired["all"]}
+    return outcome_bars({**paired["sets"], "all items": paired["all"]}, path, "trained vs base, item by item (F1)")
+
+
+def outcome_bars(rows: dict[str, dict], path: str | os.PathLike, title: str) -> Any:
+    """One bar per paired comparison (a row of `evaluation.paired_comparison`): items won, tied and lost, labelled
+    with the sign test's p and the bootstrap interval of the mean F1 difference."""
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 1.4))
     positions = range(len(rows))[::-1]
     left = [0] * len(rows)
@@ -110,7 +115,7 @@ def paired_outcomes(paired: dict, path: str | os.PathLike) -> Any:
         for name, row in rows.items()
     ]
     ax.set_yticks(list(positions), labels, fontsize=8)
-    ax.set(xlabel="items", title="trained vs base, item by item (F1)")
+    ax.set(xlabel="items", title=title)
     ax.legend(fontsize=7, ncol=3, loc="lower right", bbox_to_anchor=(1, 1.08))
     fig.tight_layout()
     return save(fig, path)
