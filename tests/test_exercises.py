@@ -32,14 +32,15 @@ def test_a_wrong_answer_stops_with_the_number_and_the_hint():
 
 def test_an_unanswered_exercise_prints_its_hint_unless_solutions_are_on(capsys):
     unanswered = Exercises()
-    unanswered.check(..., 3, hint="think", solution=3)
-    assert (unanswered.asked, unanswered.solved) == (1, 0)
+    called = []
+    unanswered.check(..., 3, hint="think", solution=lambda: called.append(1) or 3)
+    assert (unanswered.asked, unanswered.solved) == (1, 0) and not called  # the worked answer stays unread
     assert "not answered yet" in capsys.readouterr().out
     solved = Exercises(solutions=True)
-    solved.check(..., 3, hint="think", solution=3.0)
-    assert solved.solved == 1
+    solved.check(..., 3, hint="think", solution=lambda: 3.0)
+    assert solved.solved == 1 and "worked answer 3.0" in capsys.readouterr().out
     with pytest.raises(WrongAnswer):
-        Exercises(solutions=True).check(..., 3, hint="think", solution=4)
+        Exercises(solutions=True).check(..., 3, hint="think", solution=lambda: 4)
 
 
 def test_numpy_scalars_count_as_the_python_values_they_hold():

@@ -69,6 +69,8 @@ def test_notebook_asks_for_nothing_interactive_and_ends_with_deviations_exercise
     start = next(i for i, c in enumerate(notebook.cells) if c.source.startswith("## Exercises"))
     checks = [c for c in notebook.cells[start:] if c.cell_type == "code" and "exercises.check(" in c.source]
     assert len(checks) >= 3, f"{path.name}: at least three checked exercises"
+    asks = [c.source for c in notebook.cells[start:] if c.cell_type == "markdown" and c.source.startswith("**")]
+    assert sum("Change a setting and predict" in text for text in asks) == 1, f"{path.name}: one change-and-predict"
     last = notebook.cells[-1]
     assert last.cell_type == "markdown" and last.source.startswith("## Next")
 
@@ -155,3 +157,26 @@ def test_a_later_notebook_runs_first_on_an_empty_run_folder_with_fast_forward(na
     assert "fast_forward: copied" in outputs
     written = {"04_preference_pairs": "pairs.jsonl", "06_evaluation": "metrics.json"}[name]
     assert (run_dir / written).exists() and read_json(run_dir / "settings.json")["rollout"]["settings"]["rounds"] == 6
+
+
+def solution_arguments(source: str) -> list[ast.expr]:
+    """The `solution=` argument of every `exercises.check(...)` call in a cell."""
+    return [
+        keyword.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "exercises.check"
+        for keyword in node.keywords
+        if keyword.arg == "solution"
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_worked_answer_lives_in_the_package_not_in_the_learners_cell(path):
+    notebook = nbformat.read(path, as_version=4)
+    cells = [c.source for c in notebook.cells if c.cell_type == "code" and "exercises.check(" in c.source]
+    solutions = [argument for source in cells for argument in solution_arguments(source)]
+    assert len(solutions) == len(cells), f"{path.name}: every exercise has a worked answer"
+    for argument in solutions:
+        called = argument.body if isinstance(argument, ast.Lambda) else argument
+        target = called.func if isinstance(called, ast.Call) else called
+        assert ast.unparse(target).startswith("worked."), f"{path.name}: {ast.unparse(argument)}"

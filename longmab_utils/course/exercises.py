@@ -3,14 +3,15 @@
 Introduced in notebook 01. A learner replaces the `...` in an exercise cell with an answer; `check` says
 "correct", or stops the cell with a hint. An unanswered exercise (`...`) prints its hint and moves on,
 unless the notebook runs with `solutions=True` (what `reproduce` and the tests do): then the worked
-answer, computed in the cell by another route than the expected value, is checked in its place, and an
-exercise without one fails.
+answer is checked in its place, and an exercise without one fails. Worked answers live in `worked.py`, out of
+the learner's cell; the cell passes one as `solution=lambda: worked.name(...)`, called only in solutions mode,
+and each takes another route than the expected value (a hand formula against the kit's function).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,14 +47,22 @@ class Exercises:
     asked: int = 0
     solved: int = 0
 
-    def check(self, answer: Any, expected: Any, *, hint: str, solution: Any = ..., rel_tol: float = 1e-6) -> None:
+    def check(
+        self,
+        answer: Any,
+        expected: Any,
+        *,
+        hint: str,
+        solution: Callable[[], Any] | None = None,
+        rel_tol: float = 1e-6,
+    ) -> None:
         """Check one exercise's answer against `expected`: says so when right or unanswered, else WrongAnswer."""
         self.asked += 1
         number = self.asked
         if answer is ... and self.solutions:
-            if solution is ...:
+            if solution is None:
                 raise WrongAnswer(f"Exercise {number}: solutions=True, but it has no worked answer (solution=...)")
-            answer = solution
+            answer = solution()
             print(f"Exercise {number}: worked answer {answer!r}")
         if answer is ...:
             print(f"Exercise {number}: not answered yet (replace the ... above). Hint: {hint}")
