@@ -154,7 +154,8 @@ DIFFERENCES = ("pair_yield", "score_gap", "evidence_coverage", "distinct_2", "em
 def paired_differences(
     samples: dict[str, dict[str, dict[str, float]]], reference: str, measures: Sequence[str] = DIFFERENCES
 ) -> dict[str, dict]:
-    """Per other arm and measure: the mean over samples of `reference` minus that arm, with a bootstrap 95% interval.
+    """Per other arm and measure: the mean over samples of `reference` minus that arm (notebook 07, equation (3)),
+    with a bootstrap 95% interval.
 
     Common random numbers make the per-sample difference the fair unit; a sample where either value is
     undefined (no pair, unknown evidence) is left out of that measure, and `n` says how many remain.

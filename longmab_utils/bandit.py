@@ -22,7 +22,8 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 def ucb_bonus(t: int | np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """The exploration bonus sqrt(2 ln t / (c + 1e-6)); zero at t = 1, huge for unpulled arms afterwards."""
+    """The exploration bonus sqrt(2 ln t / (c + 1e-6)) of notebook 02's equation (2); zero at t = 1, huge for
+    unpulled arms afterwards."""
     return np.sqrt(2 * np.log(t) / (counts + BONUS_EPS))
 
 
@@ -54,7 +55,7 @@ class ChunkPolicy:
         raise NotImplementedError
 
     def update(self, indices: Sequence[int] | np.ndarray, reward: float) -> None:
-        """Credit the same reward to every selected arm: c += 1, v += (r - v) / (c + 1)."""
+        """Credit the same reward to every selected arm: c += 1, v += (r - v) / (c + 1) (notebook 02, equation (5))."""
         idx = np.asarray(indices, dtype=np.intp)
         if np.unique(idx).size != idx.size:
             raise ValueError(f"selected indices must be distinct, got {idx.tolist()}")
@@ -242,7 +243,8 @@ Environment = BernoulliArms | MultiHopArms
 def simulate_regret(
     make: Callable[[np.random.Generator], ChunkPolicy], env: Environment, k: int, rounds: int, runs: int, seed: int = 0
 ) -> np.ndarray:
-    """Cumulative (pseudo-)regret per round against the best fixed k-subset, one row per run."""
+    """Cumulative (pseudo-)regret per round against the best fixed k-subset (notebook 02, equation (3)), one row per
+    run."""
     rng = np.random.default_rng(seed)
     best = env.best_expected(k)
     regret = np.zeros((runs, rounds))

@@ -33,7 +33,8 @@ def split_sentences(text: str) -> list[str]:
 def chunk_spans(
     piece_tokens: list[int], chunk_size: int = 1500, overlap: int = 2, min_sentences: int = 2
 ) -> list[tuple[int, int]]:
-    """Group pieces (given their token counts) into chunks, as half-open (start, end) piece ranges."""
+    """Group pieces (given their token counts) into chunks, as half-open (start, end) piece ranges (notebook 01,
+    equation (1))."""
     if chunk_size <= 0 or overlap < 0 or min_sentences < 1:
         raise ValueError(
             f"need chunk_size > 0, overlap >= 0, min_sentences >= 1; got {chunk_size}, {overlap}, {min_sentences}"

@@ -90,7 +90,7 @@ def dpo_config_kwargs(
     return {
         "output_dir": output_dir,
         "beta": settings.beta,
-        "loss_type": ["sigmoid", "sft"],
+        "loss_type": ["sigmoid", "sft"],  # notebook 05, equation (2): the DPO term plus the weighted SFT term
         "loss_weights": [1.0, settings.sft_weight],
         "learning_rate": settings.learning_rate,
         "num_train_epochs": settings.epochs,
@@ -215,7 +215,8 @@ def plain_progress(handler: Any) -> None:
 
 
 def completion_logps(model: Any, ids: Sequence[int], prompt_length: int) -> torch.Tensor:
-    """Log-probability of each token after the first `prompt_length` under `model`, as DPO sums them (notebook 05).
+    """Log-probability of each token after the first `prompt_length` under `model`, as DPO sums them into the
+    log-ratios of notebook 05's equation (1).
 
     Only the positions that predict a completion token get logits (`logits_to_keep`): the whole sequence's
     full-vocabulary logits in fp32 would be 8 GB at 6.7k tokens and a 152k vocabulary.

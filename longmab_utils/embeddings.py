@@ -25,7 +25,8 @@ def embed(embedder: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarr
 
 
 def cosine_priors(chunk_vectors: np.ndarray, anchor_vector: np.ndarray) -> list[float]:
-    """Cosine similarity of each (normalised) chunk vector to the (normalised) anchor vector."""
+    """Cosine similarity of each (normalised) chunk vector to the (normalised) anchor vector (notebook 03, equation
+    (1))."""
     return (chunk_vectors @ anchor_vector).tolist()
 
 

@@ -231,7 +231,8 @@ def paired_section(base: dict[str, list[dict]], trained: dict[str, list[dict]]) 
 
 
 def sign_test(wins: int, losses: int) -> float:
-    """Two-sided exact sign test (ties dropped): the chance of a split at least this uneven under a fair coin."""
+    """Two-sided exact sign test (ties dropped): the chance of a split at least this uneven under a fair coin
+    (notebook 06, equation (2))."""
     n = wins + losses
     tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2**n
     return min(1.0, 2 * tail)

@@ -13,7 +13,8 @@ import numpy as np
 
 
 def distinct_n(texts: Sequence[str], n: int = 2) -> float:
-    """Distinct n-grams over all n-grams of the texts (lower-cased whitespace tokens); 0 when there are none."""
+    """Distinct n-grams over all n-grams of the texts (lower-cased whitespace tokens; notebook 07, equation (1) for
+    n = 2); 0 when there are none."""
     grams = [tuple(words[i : i + n]) for words in (t.lower().split() for t in texts) for i in range(len(words) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
@@ -36,7 +37,8 @@ def covers_evidence(selected: Sequence[int], evidence_chunks: Sequence[Sequence[
 
 
 def evidence_coverage(record: dict) -> float | None:
-    """Share of a sample's rounds whose selection holds every evidence sentence; None when its evidence is unknown."""
+    """Share of a sample's rounds whose selection holds every evidence sentence (notebook 07, equation (2)); None
+    when its evidence is unknown."""
     if not record.get("evidence_chunks"):
         return None
     rounds = record["rounds"]

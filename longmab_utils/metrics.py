@@ -67,12 +67,12 @@ def _token_f1(prediction: str, gold: str) -> float:
 
 
 def f1_score(prediction: str, golds: Golds) -> float:
-    """Token-overlap F1 of the normalized prediction, maximised over the gold answers."""
+    """Token-overlap F1 of the normalized prediction, maximised over the gold answers (notebook 06, equation (1))."""
     return max((_token_f1(prediction, gold) for gold in _as_list(golds)), default=0.0)
 
 
 def rollout_reward(response: str, golds: Golds, subem_on: str = "response") -> float:
-    """The rollout reward (SubEM + F1) / 2; F1 on the extracted answer (0 without a marker).
+    """The rollout reward (SubEM + F1) / 2 of notebook 03's equation (2); F1 on the extracted answer (0 without one).
 
     `subem_on="response"` is the reference: SubEM over the WHOLE response, so an answer that
     only appears in the reasoning still earns half the reward. `subem_on="answer"` scores SubEM on
@@ -98,7 +98,7 @@ def reward_parts(response: str, golds: Golds) -> dict[str, float | bool | str]:
 
 
 def pair_score(response: str, golds: Golds) -> float:
-    """The preference-pair score (SubEM + F1) / 2, both on the extracted answer, 0 without a marker."""
+    """The pair score (SubEM + F1) / 2, both on the extracted answer, 0 without a marker (notebook 04, equation (1))."""
     answer, found = extract_answer(response)
     if not found:
         return 0.0

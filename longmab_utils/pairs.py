@@ -64,7 +64,8 @@ def _ids(tokenizer: Tokenizer, text: str) -> list[int]:
 
 
 def context_budget(question: str, responses: Sequence[str], tokenizer: Tokenizer, max_prompt_length: int) -> int:
-    """Tokens left for the context: `max_prompt_length - 32 - len(question) - max(len(response))`."""
+    """Tokens left for the context: `max_prompt_length - 32 - len(question) - max(len(response))` (notebook 04,
+    equation (2))."""
     longest = max(len(_ids(tokenizer, r)) for r in responses)
     return max_prompt_length - PROMPT_SLACK - len(_ids(tokenizer, question)) - longest
 

@@ -180,3 +180,23 @@ def test_every_worked_answer_lives_in_the_package_not_in_the_learners_cell(path)
         called = argument.body if isinstance(argument, ast.Lambda) else argument
         target = called.func if isinstance(called, ast.Call) else called
         assert ast.unparse(target).startswith("worked."), f"{path.name}: {ast.unparse(argument)}"
+
+
+CITATION = re.compile(r"notebook (\d\d)(?:'s|,)\s+(?:#\s*)?equation\s+(?:#\s*)?\((\d+)\)")
+"""How the package cites a notebook's numbered equation: "notebook 02, equation (2)" or "notebook 02's equation (2)"."""
+
+
+def test_equations_are_numbered_in_order_and_every_citation_in_the_code_exists():
+    tags = {}
+    for path in NOTEBOOKS:
+        markdown = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+        numbers = [int(n) for n in re.findall(r"\\tag\{(\d+)\}", markdown)]
+        assert numbers == list(range(1, len(numbers) + 1)), f"{path.name}: equations numbered 1, 2, ... in order"
+        tags[path.stem[:2]] = set(numbers)
+    cited = {
+        (notebook, int(number))
+        for module in (ROOT / "longmab_utils").rglob("*.py")
+        for notebook, number in CITATION.findall(module.read_text())
+    }
+    assert cited and all(number in tags[notebook] for notebook, number in cited), sorted(cited)
+    assert {notebook for notebook, _ in cited} == set(tags), "every notebook has an equation the code cites"
