@@ -49,7 +49,7 @@ def toy_chunks(merge: bool) -> int:
 
 def ucb_score(value: float, count: float, t: int) -> float:
     """02, exercise 1: an arm's score, value + sqrt(2 ln t / (count + 1e-6)) (equation (2))."""
-    return value + math.sqrt(2 * math.log(t) / (count + 1e-6))
+    return float(value) + math.sqrt(2 * math.log(t) / (float(count) + 1e-6))
 
 
 def ucb_pick(values: Sequence[float], counts: Sequence[float], t: int) -> int:
