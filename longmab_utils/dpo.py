@@ -25,7 +25,7 @@ from .data import read_records, write_json
 from .errors import UserError
 from .hardware import Precision, cuda_capability, device_map, is_main_process, peak_memory_gb, world_size
 from .hardware import precision as precision_for
-from .pairs import to_trl
+from .pairs import DEFAULT_SEED, to_trl
 from .progress import progress
 from .seeds import derive_seed
 
@@ -311,6 +311,7 @@ def train_dpo(
 
     from trl import DPOConfig, DPOTrainer
 
+    settings = seeded(settings)  # a caller's own settings without a seed get the default run seed's
     pairs = read_records(pairs_path)
     out_dir = Path(out_dir)
     check_report_to(settings.report_to)
@@ -370,15 +371,17 @@ TRAINER_SEEDS = 2**32
 """The trainer seeds numpy's legacy generator, which takes 32-bit seeds only."""
 
 
-def trainer_seed(profile: Any) -> int:
-    """The trainer's seed: `dpo.seed` when set, else one derived from the run's seed (32 bits, as it needs)."""
-    return profile.dpo.seed if profile.dpo.seed is not None else derive_seed(profile.seed, "dpo") % TRAINER_SEEDS
+def seeded(settings: DPOSettings, run_seed: int = DEFAULT_SEED) -> DPOSettings:
+    """The settings with the trainer's seed: `seed` when set, else one derived from the run's seed (32 bits)."""
+    if settings.seed is not None:
+        return settings
+    return replace(settings, seed=derive_seed(run_seed, "dpo") % TRAINER_SEEDS)
 
 
 def dpo_settings(profile: Any) -> DPOSettings:
     """The DPO settings of a run profile, with the trainer's seed and the DeepSpeed path resolved."""
     deepspeed = str(project_path(profile.dpo.deepspeed)) if profile.dpo.deepspeed else None
-    return replace(profile.dpo, seed=trainer_seed(profile), deepspeed=deepspeed)
+    return replace(seeded(profile.dpo, profile.seed), deepspeed=deepspeed)
 
 
 LLAMAFACTORY_TEMPLATES = {"llama-3": "llama3", "qwen2": "qwen", "smollm": "chatml"}

@@ -341,3 +341,13 @@ def test_every_run_seed_the_settings_accept_gives_the_trainer_a_seed_it_takes():
     assert chosen.seed == 7  # a dpo.seed the user sets is the one used
     with pytest.raises(SettingsError, match="dpo.seed"):
         get_profile("smoke", {"dpo.seed": str(2**32)})
+
+
+def test_the_trainer_seed_is_the_set_one_or_derived_from_the_run_seed():
+    from longmab_utils.dpo import TRAINER_SEEDS, seeded
+    from longmab_utils.seeds import derive_seed
+
+    assert seeded(DPOSettings(seed=7), 42).seed == 7  # dpo.seed is used when set
+    derived = seeded(DPOSettings(), 2**40).seed
+    assert derived == derive_seed(2**40, "dpo") % TRAINER_SEEDS and 0 <= derived < TRAINER_SEEDS
+    assert seeded(DPOSettings()).seed == seeded(DPOSettings(), 42).seed != seeded(DPOSettings(), 43).seed
