@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from effect import ROOT, timed  # noqa: E402
+from effect import ROOT, paired_line, timed  # noqa: E402
 
 from longmab_utils.ablation import STUDY, run_ablation, split_by_arm  # noqa: E402
 from longmab_utils.artifacts import (  # noqa: E402
@@ -209,12 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.profile, run_dir, args.figures.resolve(), args.fresh)
     out = args.results / f"downstream-{args.profile}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    for label, a in headline(result).items():
-        print(
-            f"{label}: {a['wins']} wins, {a['losses']} losses, {a['ties']} ties, p = {a['p']:.3g}, F1 difference "
-            f"{100 * a['f1_difference']['mean']:+.1f} [{100 * a['f1_difference']['low']:+.1f}, "
-            f"{100 * a['f1_difference']['high']:+.1f}] points"
-        )
+    for label, row in headline(result).items():
+        print(f"{label}: {paired_line(row)}")
     print(f"{result['minutes']} min, peak {result['peak_rss_gb']} GB; wrote {out}")
     return 0
 

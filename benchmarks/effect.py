@@ -78,6 +78,15 @@ def outcome(run_dir: Path) -> dict[str, Any]:
     }
 
 
+def paired_line(row: dict[str, Any]) -> str:
+    """One paired comparison (a `paired_comparison` row) in a line: the outcomes, p and the F1 difference in points."""
+    f1 = {key: 100 * row["f1_difference"][key] for key in ("mean", "low", "high")}
+    return (
+        f"{row['wins']} wins, {row['losses']} losses, {row['ties']} ties, p = {row['p']:.3g}, "
+        f"F1 difference {f1['mean']:+.1f} [{f1['low']:+.1f}, {f1['high']:+.1f}] points"
+    )
+
+
 def run_seed(profile: str, seed: int, fresh: bool) -> dict[str, Any]:
     """Every step for one seed (or the finished seed's record), with its outcome."""
     run_dir = ROOT / "runs" / f"effect-{profile}-seed{seed}"
@@ -123,12 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     out = ROOT / "benchmarks" / "results" / f"effect-{args.profile}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     for s in seeds:
-        a = s["all"]
-        print(
-            f"seed {s['seed']}: {a['wins']} wins, {a['losses']} losses, {a['ties']} ties, p = {a['p']:.3g}, "
-            f"F1 difference {a['f1_difference']['mean']:+.3f} [{a['f1_difference']['low']:+.3f}, "
-            f"{a['f1_difference']['high']:+.3f}], {s['minutes']} min, peak {s['peak_rss_gb']} GB"
-        )
+        print(f"seed {s['seed']}: {paired_line(s['all'])}, {s['minutes']} min, peak {s['peak_rss_gb']} GB")
     print(f"wrote {out}")
     return 0
 

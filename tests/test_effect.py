@@ -34,3 +34,9 @@ def test_outcome_reads_the_paired_section_and_the_answered_shares(tmp_path):
     assert result["items_for_80pct_power"] == effect.items_for_power(12, 2, 144)
     (tmp_path / "metrics.json").write_text(json.dumps({**metrics, "paired": {"all": {**paired, "p": 0.2}, "sets": {}}}))
     assert not effect.outcome(tmp_path)["adapter_ahead"]  # ahead, but not significantly
+
+
+def test_a_paired_line_gives_the_outcomes_p_and_the_f1_difference_in_points():
+    difference = {"mean": 0.017, "low": -0.01, "high": 0.049}
+    row = {"wins": 4, "losses": 2, "ties": 138, "p": 0.6875, "f1_difference": difference}
+    assert effect.paired_line(row) == "4 wins, 2 losses, 138 ties, p = 0.688, F1 difference +1.7 [-1.0, +4.9] points"
