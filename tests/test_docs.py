@@ -123,3 +123,27 @@ def test_only_a_complete_cpu_tiny_run_of_01_to_07_is_published(tmp_path):
     with pytest.raises(UserError, match="not a complete cpu-tiny run of 01-07"):
         publish(run, tmp_path / "out")  # 07 is missing
     assert not (tmp_path / "out").exists()
+
+
+def test_published_course_states_its_notebook_times(tmp_path):
+    from longmab_utils.course.reproduce import ABLATIONS, COURSE, EXECUTED, publish
+
+    run = tmp_path / "run"
+    (run / EXECUTED).mkdir(parents=True)
+    names = list(COURSE + ABLATIONS)
+    for name in names:
+        (run / EXECUTED / f"{name}.ipynb").write_text("{}")
+    manifest = {
+        "status": "complete",
+        "profile": "cpu-tiny",
+        "notebook_seconds": {name: 60.0 * (i + 1) for i, name in enumerate(names)},
+        "parameters": {"seed": 42},
+        "git_commit": "abc",
+    }
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    copied = publish(run, tmp_path / "out")
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert [p.name for p in copied] == [f"{name}.ipynb" for name in names]
+    course = sum(60.0 * (i + 1) for i, name in enumerate(names) if name in COURSE) / 60
+    assert f"01-06 {course:.1f} min, 01-07 {sum(range(1, len(names) + 1)):.1f} min" in readme
+    assert "| [03_rollout](03_rollout.ipynb) | 180 |" in readme

@@ -308,15 +308,17 @@ def publish(run_dir: str | os.PathLike, out: Path = EXECUTED_DOCS) -> list[Path]
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     copied = [Path(shutil.copy2(run_dir / EXECUTED / f"{name}.ipynb", out)) for name in done]
-    rows = "\n".join(
-        f"| [{name}]({name}.ipynb) | {seconds:.0f} |" for name, seconds in manifest["notebook_seconds"].items()
-    )
+    seconds = manifest["notebook_seconds"]
+    course, everything = sum(seconds[name] for name in COURSE), sum(seconds.values())
+    rows = "\n".join(f"| [{name}]({name}.ipynb) | {took:.0f} |" for name, took in seconds.items())
     (out / "README.md").write_text(
         "# The course, executed\n\n"
         f"Notebooks 01-07 as `make reproduce ARGS=--ablations` executed them (profile cpu-tiny, seed "
         f"{manifest['parameters']['seed']}, commit `{manifest['git_commit']}`), with every output and figure; "
         "`make executed RUN=runs/<run>` refreshes this folder, and `tests/test_docs.py` fails when a notebook's "
         "code no longer matches its executed copy.\n\n| notebook | seconds on 2 CPU cores |\n|---|---|\n"
-        f"{rows}\n"
+        f"{rows}\n\nNotebook time, kernel starts excluded: 01-06 {course / 60:.1f} min, "
+        f"01-07 {everything / 60:.1f} min. The timed runs of the "
+        "whole course are in [docs/results.md](../results.md#the-cpu-tiny-course).\n"
     )
     return copied
