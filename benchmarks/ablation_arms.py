@@ -67,6 +67,7 @@ def six_arms(run_dir: Path) -> list[dict]:
 def run(profile: str, run_dir: Path, figures: Path) -> dict[str, Any]:
     """Roll out the missing arms in a child process (timed), measure all six, save the figures; the results."""
     import matplotlib.pyplot as plt
+    import pandas as pd
 
     from longmab_utils.models import load_embedder
     from longmab_utils.plots import ablation_bars, ablation_differences
@@ -76,7 +77,7 @@ def run(profile: str, run_dir: Path, figures: Path) -> dict[str, Any]:
     settings = get_profile(profile)
     result = measure(six_arms(run_dir), load_embedder(settings.embedding_model, settings.embedder_trust_remote_code))
     names = [f"ablation-{profile}.png", f"ablation-differences-{profile}.png"]
-    plt.close(ablation_bars(result["table"], figures / names[0]))
+    plt.close(ablation_bars(pd.DataFrame(result["table"]).T, figures / names[0]))  # policies as rows
     plt.close(ablation_differences(result["differences"], figures / names[1]))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     reused = downstream_arms(run_dir)
